@@ -1,0 +1,1 @@
+"""Online adaptation: the streaming runner, baselines and the control-loop Adapter."""

@@ -1,0 +1,67 @@
+"""One gradient-descent runner for every way a model is trained here.
+
+``run_updates`` plays a sequence of batches through a model. At step k it first *scores* the current
+parameters (the MSE on batch k before the update, or on a fixed evaluation set), then takes one
+optimizer step on the training loss:
+
+    score_k   = MSE(f_theta_k(x_k), y_k)          (or MSE on ``eval_set``)
+    g_k       = grad_theta L(phi; f_theta_k(x_k), y_k, s_k)
+    theta_k+1 = theta_k + optimizer_update(g_k)
+
+Online adaptation (score before update on streaming batches), the learning curves of Fig. 3 (score on
+a held-out set) and offline pretraining are all this function with different batches and scores.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from fastadapt.data.batches import Samples
+
+OPTIMIZERS = {"sgd": optax.sgd, "adam": optax.adam}
+
+
+def make_optimizer(name: str, learning_rate) -> optax.GradientTransformation:
+    if name not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer '{name}', expected one of {sorted(OPTIMIZERS)}")
+    return OPTIMIZERS[name](learning_rate)
+
+
+def mse(pred, target):
+    return jnp.mean(jnp.square(pred - target))
+
+
+def loss_and_prediction(model, loss, loss_params, theta, batch: Samples):
+    pred = model.apply(theta, batch.x)
+    return loss.apply(loss_params, pred, batch.y, batch.state), pred
+
+
+@functools.partial(jax.jit, static_argnames=("model", "loss", "optimizer"))
+def run_updates(model, loss, optimizer: str, learning_rate, loss_params, theta0, batches: Samples,
+                eval_set: Samples | None = None):
+    """Returns (theta after the last update, scores [n] taken before each update)."""
+    opt = make_optimizer(optimizer, learning_rate)
+    grad_fn = jax.grad(functools.partial(loss_and_prediction, model, loss, loss_params), has_aux=True)
+
+    def step(carry, batch):
+        theta, opt_state = carry
+        grads, pred = grad_fn(theta, batch)
+        if eval_set is None:
+            score = mse(pred, batch.y)
+        else:
+            score = mse(model.apply(theta, eval_set.x), eval_set.y)
+        updates, opt_state = opt.update(grads, opt_state, theta)
+        return (optax.apply_updates(theta, updates), opt_state), score
+
+    (theta, _), scores = jax.lax.scan(step, (theta0, opt.init(theta0)), batches)
+    return theta, scores
+
+
+@functools.partial(jax.jit, static_argnames=("model",))
+def score_without_updates(model, theta, batches: Samples):
+    """MSE of a fixed model on each batch [n] (the 'pretrained, not adapted' baseline)."""
+    return jax.vmap(lambda b: mse(model.apply(theta, b.x), b.y))(batches)

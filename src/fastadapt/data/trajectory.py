@@ -1,0 +1,171 @@
+"""Trajectory and Dataset: validated containers of robot joint data.
+
+A trajectory holds T samples of a J-joint robot:
+
+    t    [T]     time in seconds, strictly increasing
+    q    [T, J]  joint positions (rad)
+    qd   [T, J]  joint velocities (rad/s)
+    qdd  [T, J]  joint accelerations (rad/s^2); qdd[t] is the acceleration the torque tau[t] produced
+    tau  [T, J]  joint torques (Nm)
+
+plus metadata: the robot's name, the nominal step ``dt``, the payload carried (kg) and a phase label
+("sine-0.03", "reach", ...). An inverse-dynamics sample is (x, y) = ((q, qd, qdd), tau).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+
+ARRAY_FIELDS = ("t", "q", "qd", "qdd", "tau")
+
+
+class DataError(ValueError):
+    """Bad robot data; the message names the source, the field and what was expected."""
+
+
+def _where(source: str | None) -> str:
+    return f"{source}: " if source else ""
+
+
+@dataclasses.dataclass(frozen=True)
+class Trajectory:
+    t: np.ndarray
+    q: np.ndarray
+    qd: np.ndarray
+    qdd: np.ndarray
+    tau: np.ndarray
+    robot: str = "unknown"
+    dt: float = 0.0
+    payload: float = 0.0
+    phase: str = ""
+    source: str | None = dataclasses.field(default=None, compare=False)
+
+    def __post_init__(self):
+        where = _where(self.source)
+        for name in ARRAY_FIELDS:
+            value = getattr(self, name)
+            if value is None:
+                raise DataError(f"{where}missing field '{name}'")
+            arr = np.asarray(value, dtype=np.float64)
+            object.__setattr__(self, name, arr)
+        if self.t.ndim != 1:
+            raise DataError(f"{where}field 't' must have shape [T], got {self.t.shape}")
+        length = self.t.shape[0]
+        if length < 2:
+            raise DataError(f"{where}field 't' must hold at least 2 samples, got {length}")
+        if self.q.ndim != 2:
+            raise DataError(f"{where}field 'q' must have shape [T, J], got {self.q.shape}")
+        joints = self.q.shape[1]
+        for name in ARRAY_FIELDS[1:]:
+            arr = getattr(self, name)
+            if arr.shape != (length, joints):
+                raise DataError(
+                    f"{where}field '{name}' must have shape [T, J] = {(length, joints)} "
+                    f"(T from 't', J from 'q'), got {arr.shape}"
+                )
+        for name in ARRAY_FIELDS:
+            arr = getattr(self, name)
+            bad = ~np.isfinite(arr)
+            if bad.any():
+                row = int(np.argwhere(bad)[0][0])
+                raise DataError(
+                    f"{where}field '{name}' holds {int(bad.sum())} NaN/inf value(s), first at sample {row}"
+                )
+        steps = np.diff(self.t)
+        if (steps <= 0).any():
+            row = int(np.argmax(steps <= 0))
+            raise DataError(
+                f"{where}field 't' must be strictly increasing; t[{row + 1}]={self.t[row + 1]} "
+                f"<= t[{row}]={self.t[row]}"
+            )
+        if not self.dt:
+            object.__setattr__(self, "dt", float(np.median(steps)))
+        if not np.isfinite(self.payload) or self.payload < 0:
+            raise DataError(f"{where}payload must be a finite mass >= 0 kg, got {self.payload}")
+
+    @property
+    def num_joints(self) -> int:
+        return self.q.shape[1]
+
+    def __len__(self) -> int:
+        return self.t.shape[0]
+
+    def inputs(self) -> np.ndarray:
+        """Model inputs x = [q, qd, qdd], shape [T, 3J]."""
+        return np.concatenate([self.q, self.qd, self.qdd], axis=1)
+
+    def slice(self, start: int, stop: int) -> "Trajectory":
+        return dataclasses.replace(
+            self, **{name: getattr(self, name)[start:stop] for name in ARRAY_FIELDS}
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class Dataset:
+    """An ordered collection of trajectories of one robot (same joint count)."""
+
+    trajectories: tuple[Trajectory, ...]
+
+    def __post_init__(self):
+        trajs = tuple(self.trajectories)
+        object.__setattr__(self, "trajectories", trajs)
+        if not trajs:
+            raise DataError("a Dataset needs at least one trajectory")
+        joints = trajs[0].num_joints
+        for i, traj in enumerate(trajs):
+            if traj.num_joints != joints:
+                raise DataError(
+                    f"{_where(traj.source)}trajectory {i} has {traj.num_joints} joints, "
+                    f"trajectory 0 has {joints}: all trajectories of a Dataset must match"
+                )
+
+    @property
+    def num_joints(self) -> int:
+        return self.trajectories[0].num_joints
+
+    @property
+    def robot(self) -> str:
+        return self.trajectories[0].robot
+
+    def __len__(self) -> int:
+        return len(self.trajectories)
+
+    def __iter__(self):
+        return iter(self.trajectories)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return Dataset(self.trajectories[index])
+        return self.trajectories[index]
+
+    @property
+    def num_samples(self) -> int:
+        return sum(len(traj) for traj in self.trajectories)
+
+    def select(self, keep: Callable[[Trajectory], bool]) -> "Dataset":
+        chosen = tuple(traj for traj in self.trajectories if keep(traj))
+        if not chosen:
+            raise DataError("no trajectory matched the selection")
+        return Dataset(chosen)
+
+    def take(self, indices: Iterable[int]) -> "Dataset":
+        return Dataset(tuple(self.trajectories[i] for i in indices))
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """All samples stacked: inputs [N, 3J] and torques [N, J]."""
+        x = np.concatenate([traj.inputs() for traj in self.trajectories])
+        y = np.concatenate([traj.tau for traj in self.trajectories])
+        return x, y
+
+    def check_joints(self, expected: int, what: str) -> None:
+        if self.num_joints != expected:
+            raise DataError(
+                f"{what} has {self.num_joints} joints but the model/loss expects {expected}"
+            )
+
+
+def concatenate(datasets: Sequence[Dataset]) -> Dataset:
+    return Dataset(tuple(traj for ds in datasets for traj in ds))

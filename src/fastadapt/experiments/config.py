@@ -1,0 +1,77 @@
+"""``key=value`` overrides for frozen-dataclass configs (nested with dots: ``meta.epochs=50``).
+
+Values are parsed by the field's type: int, float, bool (true/false/1/0/yes/no), str, and tuples written
+comma-separated (``losses=structured,state-dependent``, ``meta.hidden=128,128``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+
+_BOOLS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+
+
+class ConfigError(ValueError):
+    """A bad override: unknown key or a value of the wrong type."""
+
+
+def _parse(text: str, kind, key: str):
+    origin = typing.get_origin(kind)
+    if origin in (tuple, typing.Tuple):
+        inner = typing.get_args(kind)[0]
+        parts = [p for p in text.split(",") if p.strip()]
+        return tuple(_parse(p.strip(), inner, key) for p in parts)
+    if origin is typing.Union or type(kind).__name__ == "UnionType":
+        options = [a for a in typing.get_args(kind) if a is not type(None)]
+        return _parse(text, options[0], key)
+    try:
+        if kind is bool:
+            return _BOOLS[text.lower()]
+        if kind in (int, float, str):
+            return kind(text)
+    except (KeyError, ValueError):
+        raise ConfigError(f"'{key}={text}': expected a value of type {kind.__name__}") from None
+    raise ConfigError(f"'{key}': cannot be set from the command line")
+
+
+def apply_overrides(config, overrides: list[str]):
+    """Return a copy of ``config`` with each ``key=value`` applied."""
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"'{item}': expected key=value")
+        key, value = item.split("=", 1)
+        config = _set(config, key.strip().split("."), value.strip(), key.strip())
+    return config
+
+
+def _set(config, path: list[str], value: str, full_key: str):
+    names = {f.name for f in dataclasses.fields(config)}
+    head = path[0]
+    if head not in names:
+        raise ConfigError(f"unknown config key '{full_key}'; known keys: {', '.join(sorted(known_keys(config)))}")
+    current = getattr(config, head)
+    if len(path) > 1:
+        if not dataclasses.is_dataclass(current):
+            raise ConfigError(f"unknown config key '{full_key}'")
+        return dataclasses.replace(config, **{head: _set(current, path[1:], value, full_key)})
+    if dataclasses.is_dataclass(current):
+        raise ConfigError(f"'{full_key}' is a group; set one of its keys, e.g. {full_key}.<key>=...")
+    kind = typing.get_type_hints(type(config))[head]
+    try:
+        return dataclasses.replace(config, **{head: _parse(value, kind, full_key)})
+    except ConfigError:
+        raise
+    except ValueError as error:
+        raise ConfigError(f"'{full_key}={value}': {error}") from None
+
+
+def known_keys(config, prefix: str = "") -> list[str]:
+    keys = []
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        if dataclasses.is_dataclass(value):
+            keys += known_keys(value, f"{prefix}{field.name}.")
+        else:
+            keys.append(prefix + field.name)
+    return keys

@@ -1,0 +1,247 @@
+"""The paper's pipeline end to end, for simulated or real data.
+
+    data -> meta-train each learned loss (Algorithm 1, Fig. 3 a/b) -> final learning curves (Fig. 3 c/d)
+         -> online adaptation on held-out streams vs baselines (Fig. 5/6, Table I)
+         -> the practitioner's protocol (pretrained model + online adaptation)
+         -> analysis figures (Fig. 7, 8) -> metrics.json + report.md
+
+``data='sim'``: meta-train on simulated KUKA sine motions f in {0.01, 0.03, 0.05, 0.06, 0.07, 0.08},
+meta-test on f in {0.02, 0.04, 0.09}, stream the simulated pick-and-place trials (857 g payload).
+``data='schunk'``: meta-train on the even-numbered Schunk logs, hold out and stream the odd ones.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+from tqdm.auto import tqdm
+
+from fastadapt.adapt.online import (
+    Method, OnlineConfig, best_rate, initial_models, online_scores, overall, phase_table, pretrain,
+)
+from fastadapt.checkpoint import load_pytree, save_pytree, write_json
+from fastadapt.data.batches import normalised_samples, sequential_stream
+from fastadapt.data.io import load, save
+from fastadapt.data.schunk import load_schunk, split_halves
+from fastadapt.losses import LEARNED_LOSSES, make_loss
+from fastadapt.meta.trainer import MetaTrainConfig, MetaTrainer, config_dict
+from fastadapt.report import figures, markdown
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineConfig:
+    data: str = "sim"  # "sim" or "schunk"
+    losses: tuple[str, ...] = LEARNED_LOSSES
+    trials: tuple[int, ...] = (0, 1, 2)
+    noise: bool = False
+    sine_duration: float = 10.0
+    phase_duration: float = 3.0
+    schunk_path: str = ""
+    meta: MetaTrainConfig = MetaTrainConfig(epochs=60, eval_every=5)
+    online: OnlineConfig = OnlineConfig()
+
+    def __post_init__(self):
+        if self.data not in ("sim", "schunk"):
+            raise ValueError(f"unknown data '{self.data}', expected 'sim' or 'schunk'")
+        for name in self.losses:
+            if name not in LEARNED_LOSSES:
+                raise ValueError(f"unknown learned loss '{name}', expected some of {LEARNED_LOSSES}")
+
+
+QUICK = dict(
+    trials=(0,), sine_duration=5.0, phase_duration=1.5,
+    meta=MetaTrainConfig(epochs=3, eval_every=1, eval_steps=50, eval_seeds=2, batches_per_epoch=20),
+    online=OnlineConfig(seeds=2, sgd_grid=(1e-3, 1e-2, 1e-1), adam_grid=(1e-3, 1e-2), pretrain_steps=300),
+)
+
+
+def quick(config: PipelineConfig) -> PipelineConfig:
+    """A configuration that runs in well under a minute: fewer epochs, seeds, trials and rates."""
+    return dataclasses.replace(config, **QUICK)
+
+
+# --- data ----------------------------------------------------------------------------------------------
+def prepare_data(config: PipelineConfig, directory: Path, progress: bool = True):
+    """(meta-train, meta-test, list of stream datasets); simulated data is cached in ``directory``."""
+    if config.data == "schunk":
+        train, held_out = split_halves(load_schunk(config.schunk_path or None))
+        return train, held_out, [held_out]
+    from fastadapt.sim import motions
+
+    paths = {"meta-train": directory / "sine_train.npz", "meta-test": directory / "sine_test.npz"}
+    paths.update({f"trial{t}": directory / f"pick_place_trial{t}.npz" for t in config.trials})
+    if all(p.exists() for p in paths.values()):
+        loaded = {k: load(p) for k, p in paths.items()}
+    else:
+        bar = tqdm(total=9 + len(config.trials), desc="simulate KUKA", disable=not progress, leave=False)
+        loaded = {
+            "meta-train": motions.sine_dataset(motions.META_TRAIN_FREQUENCIES, config.sine_duration,
+                                               noise=config.noise, progress=bar.update),
+            "meta-test": motions.sine_dataset(motions.META_TEST_FREQUENCIES, config.sine_duration,
+                                              noise=config.noise, seed=1, progress=bar.update),
+        }
+        trials = motions.pick_and_place_dataset(config.trials, config.phase_duration, noise=config.noise,
+                                                seed=2, progress=bar.update)
+        loaded.update({f"trial{t}": ds for t, ds in zip(config.trials, trials)})
+        bar.close()
+        for key, dataset in loaded.items():
+            save(dataset, paths[key], overwrite=True)
+    streams = [loaded[f"trial{t}"] for t in config.trials]
+    return loaded["meta-train"], loaded["meta-test"], streams
+
+
+# --- stages --------------------------------------------------------------------------------------------
+def meta_train_losses(config: PipelineConfig, train, test, directory: Path, progress: bool):
+    """Meta-train each learned loss (resuming from checkpoints); returns {name: MetaTrainResult}."""
+    results = {}
+    normalizer = None
+    for name in config.losses:
+        trainer = MetaTrainer(dataclasses.replace(config.meta, loss=name), train, test, normalizer)
+        normalizer = trainer.normalizer
+        results[name] = trainer.run(directory / "losses" / name, progress=progress)
+    return results
+
+
+def final_curves(trainer_like: MetaTrainer, results: dict) -> dict:
+    """Fig. 3 c/d: MSE on meta-train and meta-test data during ``eval_steps`` steps with each final loss."""
+    curves = {}
+    mse_loss = make_loss("mse", trainer_like.model.num_joints)
+    key = jax.random.PRNGKey(trainer_like.config.seed + 99)
+    for split in ("meta-train", "meta-test"):
+        curves[split] = {"mse": trainer_like.curves(mse_loss, {}, split, key)}
+        for name, result in results.items():
+            loss = make_loss(name, trainer_like.model.num_joints)
+            curves[split][name] = trainer_like.curves(loss, result.loss_params, split, key)
+    return curves
+
+
+def online_methods(config: PipelineConfig, model, results, streams, starts, pretrained):
+    """Run every method of the online comparison; returns {protocol: {method: scores}} and the grids."""
+    joints = model.num_joints
+    mse = make_loss("mse", joints)
+    oc = config.online
+    scratch, practitioner, grids = {}, {}, {}
+
+    def sgd(rate, start="random"):
+        return Method(f"mse sgd {rate:g}", mse, {}, "sgd", rate, start)
+
+    def adam(rate, start="random"):
+        return Method(f"mse adam {rate:g}", mse, {}, "adam", rate, start)
+
+    for rate in oc.sgd_rates:
+        scratch[f"mse, sgd {rate:g}"] = online_scores(model, sgd(rate), starts, streams)
+    rate, scores, by_rate = best_rate(model, sgd, oc.sgd_grid, starts, streams)
+    scratch[f"mse, sgd best ({rate:g})"], grids["sgd"] = scores, by_rate
+    rate, scores, by_rate = best_rate(model, adam, oc.adam_grid, starts, streams)
+    scratch[f"mse, adam best ({rate:g})"], grids["adam"] = scores, by_rate
+    for name, result in results.items():
+        method = Method(name, make_loss(name, joints), result.loss_params, "sgd", oc.alpha)
+        scratch[name] = online_scores(model, method, starts, streams)
+
+    practitioner["pretrained, not adapted"] = online_scores(model, Method("pretrained", mse, {}, rate=0.0), pretrained, streams)
+    rate, scores, by_rate = best_rate(model, lambda r: adam(r, "pretrained"), oc.adam_grid, pretrained, streams)
+    practitioner[f"pretrained + adam best ({rate:g})"], grids["adam-pretrained"] = scores, by_rate
+    rate, scores, by_rate = best_rate(model, lambda r: sgd(r, "pretrained"), oc.sgd_grid, pretrained, streams)
+    practitioner[f"pretrained + sgd best ({rate:g})"], grids["sgd-pretrained"] = scores, by_rate
+    for name, result in results.items():
+        method = Method(name, make_loss(name, joints), result.loss_params, "sgd", oc.alpha, "pretrained")
+        practitioner[f"pretrained + {name}"] = online_scores(model, method, pretrained, streams)
+    scratch["pretrained, not adapted"] = practitioner["pretrained, not adapted"]
+    return {"from scratch": scratch, "pretrained": practitioner}, grids
+
+
+def summarise(protocols: dict, stream) -> dict:
+    summary = {}
+    for protocol, methods in protocols.items():
+        summary[protocol] = {
+            name: {"overall": overall(scores), "phases": phase_table(scores, stream)}
+            for name, scores in methods.items()
+        }
+    return summary
+
+
+def relative_to_baselines(summary: dict) -> dict:
+    """Each method's mean online MSE divided by the best-tuned SGD's and Adam's (from scratch)."""
+    scratch = summary["from scratch"]
+    sgd = min(v["overall"] for k, v in scratch.items() if k.startswith("mse, sgd best"))
+    adam = min(v["overall"] for k, v in scratch.items() if k.startswith("mse, adam best"))
+    return {name: {"vs_best_sgd": v["overall"] / sgd, "vs_best_adam": v["overall"] / adam} for name, v in scratch.items()}
+
+
+# --- the whole run -------------------------------------------------------------------------------------
+def run(config: PipelineConfig, directory, progress: bool = True, log=print) -> dict:
+    """Run the pipeline into ``directory`` (resumable: data and loss checkpoints are reused)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    started = time.time()
+    write_json(directory / "config.json", config_dict(config))
+    log(f"[1/5] data: {config.data}")
+    train, test, stream_sets = prepare_data(config, directory / "data", progress)
+    log(f"      meta-train {train.num_samples} samples, meta-test {test.num_samples}, "
+        f"{len(stream_sets)} stream(s) of {stream_sets[0].num_samples} samples")
+
+    log(f"[2/5] meta-train {', '.join(config.losses)} for {config.meta.epochs} epochs")
+    results = meta_train_losses(config, train, test, directory, progress)
+    reference = MetaTrainer(dataclasses.replace(config.meta, loss=config.losses[0]), train, test,
+                            next(iter(results.values())).normalizer)
+    normalizer, model = reference.normalizer, reference.model
+
+    log("[3/5] learning curves with the final losses (Fig. 3 c, d)")
+    curves = final_curves(reference, results)
+
+    log("[4/5] online adaptation and baselines")
+    streams = [sequential_stream(ds, normalizer, config.online.batch_size) for ds in stream_sets]
+    starts = initial_models(model, config.online.seeds, config.online.seed)
+    pretrained, pretrain_mse = _pretrained(config, model, normalised_samples(train, normalizer), directory)
+    protocols, grids = online_methods(config, model, results, streams, starts, pretrained)
+    summary = summarise(protocols, streams[0])
+
+    log("[5/5] figures and report")
+    figure_files = figures.pipeline_figures(
+        directory, config, results, curves, protocols, streams[0], normalizer, stream_sets
+    )
+    metrics = {
+        "config": config_dict(config),
+        "seconds": time.time() - started,
+        "meta_training": {name: _meta_summary(r) for name, r in results.items()},
+        "final_curves": {split: {k: {"mean": v.mean(0).tolist(), "std": v.std(0).tolist()} for k, v in c.items()}
+                         for split, c in curves.items()},
+        "online": summary,
+        "relative_to_baselines": relative_to_baselines(summary),
+        "rate_grids": {k: {f"{r:g}": v for r, v in g.items()} for k, g in grids.items()},
+        "pretrain_mse_on_meta_train": np.asarray(pretrain_mse).tolist(),
+        "figures": [f.name for f in figure_files],
+    }
+    write_json(directory / "metrics.json", metrics)
+    (directory / "report.md").write_text(markdown.pipeline_report(metrics, figure_files))
+    log(f"done in {metrics['seconds']:.0f} s: {directory / 'report.md'}")
+    return metrics
+
+
+def _pretrained(config: PipelineConfig, model, train_samples, directory: Path):
+    """Pretrained models (one per seed), cached in the run directory."""
+    path = directory / "pretrained.npz"
+    template = initial_models(model, config.online.seeds, 0)
+    if path.exists():
+        tree, meta = load_pytree(path, {"params": template, "mse": np.zeros(config.online.seeds, np.float32)})
+        if meta.get("online") == config_dict(config.online):
+            return tree["params"], tree["mse"]
+    params, final_mse = pretrain(model, make_loss("mse", model.num_joints), train_samples, config.online)
+    save_pytree(path, {"params": params, "mse": final_mse}, {"online": config_dict(config.online)})
+    return params, final_mse
+
+
+def _meta_summary(result) -> dict:
+    history = result.history
+    return {
+        "epochs": history["epoch"][-1] if history["epoch"] else 0,
+        "task_loss": [float(np.mean(v)) for v in history["task_loss"]],
+        "eval_epoch": history["eval_epoch"],
+        "eval": history["eval"],
+        "baseline": history["baseline"],
+        "best_seed": history.get("best_seed", 0),
+    }

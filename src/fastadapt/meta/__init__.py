@@ -1,0 +1,1 @@
+"""How the learner is trained: bilevel meta-training of learned losses."""

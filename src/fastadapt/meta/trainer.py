@@ -1,0 +1,253 @@
+"""The meta-trainer: runs Algorithm 1 for epochs, evaluates the losses, checkpoints, resumes.
+
+One trainer serves every learned loss and dataset; experiments differ only in their config. After every
+``eval_every`` epochs the current loss trains fresh models (``eval_seeds`` of them, under vmap) for
+``eval_steps`` SGD steps at the inner rate alpha on the meta-train and the meta-test data, and the MSE
+they reach is recorded next to what the plain MSE loss reaches (Fig. 3 a, b).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+from pathlib import Path
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from tqdm.auto import tqdm
+
+from fastadapt.adapt.runner import run_updates
+from fastadapt.checkpoint import load_pytree, save_pytree, write_json
+from fastadapt.data.batches import Normalizer, Samples, gather_windows, normalised_samples, window_starts
+from fastadapt.data.trajectory import Dataset
+from fastadapt.losses import make_loss
+from fastadapt.meta.algorithm import MetaState, make_meta_optimizer, meta_epoch
+from fastadapt.models.mlp import InverseDynamicsMLP
+
+
+@dataclasses.dataclass(frozen=True)
+class MetaTrainConfig:
+    """Defaults are the paper's (Section IV-A.2): K=256, alpha=0.001, eta=0.01, iters_max=10, 300 epochs."""
+
+    loss: str = "state-dependent"
+    batch_size: int = 256
+    alpha: float = 1e-3
+    eta: float = 1e-2
+    meta_optimizer: str = "adam"
+    iters_max: int = 10
+    epochs: int = 300
+    batches_per_epoch: int = 0  # 0: one pass, num_samples // batch_size
+    seeds: int = 1
+    seed: int = 0
+    hidden: tuple[int, ...] = (64, 64)
+    activation: str = "tanh"
+    eval_every: int = 10
+    eval_steps: int = 100
+    eval_seeds: int = 5
+    eval_points: int = 2048
+
+    def __post_init__(self):
+        object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
+        for name in ("batch_size", "iters_max", "epochs", "seeds", "eval_every", "eval_steps", "eval_seeds"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"config field '{name}' must be >= 1, got {getattr(self, name)}")
+        if self.batch_size % 2:
+            raise ValueError(f"batch_size must be even (it is split in halves A and B), got {self.batch_size}")
+
+    def model(self, num_joints: int) -> InverseDynamicsMLP:
+        return InverseDynamicsMLP(num_joints, self.hidden, self.activation)
+
+
+@dataclasses.dataclass
+class MetaTrainResult:
+    config: MetaTrainConfig
+    loss_params: object  # best seed's parameters
+    normalizer: Normalizer
+    history: dict
+    directory: Path | None
+
+
+def _eval_set(samples: Samples, points: int, key) -> Samples:
+    n = samples.x.shape[0]
+    if n <= points:
+        return samples
+    index = jax.random.choice(key, n, (points,), replace=False)
+    return Samples(samples.x[index], samples.y[index])
+
+
+def learning_curves(model, loss, loss_params, key, samples: Samples, starts, steps: int, batch_size: int,
+                    alpha: float, seeds: int, eval_set: Samples):
+    """MSE on ``eval_set`` while fresh models train with ``loss``: [seeds, steps + 1] (step 0 = init)."""
+    keys = jax.random.split(key, seeds)
+
+    def one(k):
+        init_key, pick_key = jax.random.split(k)
+        chosen = jax.random.choice(pick_key, starts, (steps,))
+        batches = gather_windows(samples, chosen, batch_size)
+        theta, scores = run_updates(model, loss, "sgd", alpha, loss_params, model.init(init_key), batches, eval_set)
+        final = jnp.mean(jnp.square(model.apply(theta, eval_set.x) - eval_set.y))
+        return jnp.concatenate([scores, final[None]])
+
+    return jax.vmap(one)(keys)
+
+
+class MetaTrainer:
+    """Meta-trains one learned loss on ``train`` and evaluates it on ``train`` and ``test``."""
+
+    def __init__(self, config: MetaTrainConfig, train: Dataset, test: Dataset, normalizer: Normalizer | None = None):
+        self.config = config
+        self.loss = make_loss(config.loss, train.num_joints)
+        if not self.loss.learned:
+            raise ValueError(f"loss '{config.loss}' has no parameters to meta-train")
+        test.check_joints(train.num_joints, "meta-test data")
+        self.normalizer = normalizer or Normalizer.fit(train)
+        self.model = config.model(train.num_joints)
+        self.meta_optimizer = make_meta_optimizer(config.meta_optimizer, config.eta)
+        self.train = normalised_samples(train, self.normalizer)
+        self.test = normalised_samples(test, self.normalizer)
+        self.train_starts = jnp.asarray(window_starts(train, config.batch_size))
+        self.test_starts = jnp.asarray(window_starts(test, config.batch_size // 2))
+        self.num_batches = config.batches_per_epoch or max(1, train.num_samples // config.batch_size)
+        self._epoch = jax.jit(jax.vmap(
+            functools.partial(meta_epoch, self.model, self.loss, self.meta_optimizer, config.alpha,
+                              config.iters_max, config.batch_size, self.num_batches),
+            in_axes=(0, 0, None, None),
+        ))
+        eval_key = jax.random.PRNGKey(config.seed + 10_000)
+        self.eval_sets = {
+            "meta-train": _eval_set(self.train, config.eval_points, eval_key),
+            "meta-test": _eval_set(self.test, config.eval_points, eval_key),
+        }
+
+    # --- state ---------------------------------------------------------------------------------------
+    def initial_state(self) -> tuple[MetaState, jnp.ndarray]:
+        keys = jax.random.split(jax.random.PRNGKey(self.config.seed), self.config.seeds)
+        loss_params = jax.vmap(self.loss.init)(keys)
+        return MetaState(loss_params, jax.vmap(self.meta_optimizer.init)(loss_params)), keys
+
+    def curves(self, loss, loss_params, split: str, key) -> np.ndarray:
+        """Learning curves [seeds, eval_steps + 1] of fresh models trained with ``loss`` on ``split``."""
+        samples, starts = (self.train, self.train_starts) if split == "meta-train" else (self.test, self.test_starts)
+        c = self.config
+        return np.asarray(learning_curves(
+            self.model, loss, loss_params, key, samples, starts, c.eval_steps, c.batch_size // 2,
+            c.alpha, c.eval_seeds, self.eval_sets[split],
+        ))
+
+    def evaluate(self, state: MetaState, epoch: int) -> dict:
+        """Final MSE after ``eval_steps`` steps with each seed's current loss, per split: mean and std
+        over the evaluation seeds, one entry per loss seed."""
+        result = {}
+        for split in self.eval_sets:
+            key = jax.random.fold_in(jax.random.PRNGKey(self.config.seed + 1), epoch)
+            finals = []
+            for s in range(self.config.seeds):
+                params = jax.tree.map(lambda a: a[s], state.loss_params)
+                finals.append(self.curves(self.loss, params, split, key)[:, -1])
+            finals = np.stack(finals)
+            result[split] = {"mean": finals.mean(1).tolist(), "std": finals.std(1).tolist()}
+        return result
+
+    def baseline(self) -> dict:
+        """The same evaluation for the plain MSE loss (a constant line in Fig. 3 a, b)."""
+        mse_loss = make_loss("mse", self.model.num_joints)
+        result = {}
+        for split in self.eval_sets:
+            finals = self.curves(mse_loss, {}, split, jax.random.PRNGKey(self.config.seed + 1))[:, -1]
+            result[split] = {"mean": float(finals.mean()), "std": float(finals.std())}
+        return result
+
+    # --- the loop ------------------------------------------------------------------------------------
+    def run(self, directory=None, progress: bool = True, on_epoch: Callable | None = None) -> MetaTrainResult:
+        """Meta-train for ``config.epochs``. With a ``directory``, a checkpoint is written atomically after
+        every epoch and an existing one with the same config is resumed from."""
+        c = self.config
+        state, keys = self.initial_state()
+        history = {"epoch": [], "task_loss": [], "eval": [], "eval_epoch": [], "baseline": None}
+        start = 0
+        directory = Path(directory) if directory else None
+        if directory is not None:
+            state, keys, history, start = self._resume(directory, state, keys, history)
+        if history["baseline"] is None:
+            history["baseline"] = self.baseline()
+        bar = tqdm(range(start, c.epochs), initial=start, total=c.epochs, desc=f"meta-train {c.loss}",
+                   disable=not progress, leave=False)
+        for epoch in bar:
+            epoch_keys = jax.vmap(lambda k: jax.random.fold_in(k, epoch))(keys)
+            state, task_losses = self._epoch(state, epoch_keys, self.train, self.train_starts)
+            task_loss = np.asarray(task_losses).mean(1)
+            history["epoch"].append(epoch + 1)
+            history["task_loss"].append(task_loss.tolist())
+            if (epoch + 1) % c.eval_every == 0 or epoch + 1 == c.epochs:
+                history["eval"].append(self.evaluate(state, epoch + 1))
+                history["eval_epoch"].append(epoch + 1)
+            bar.set_postfix(task_mse=f"{task_loss.mean():.4f}")
+            if not np.all(np.isfinite(task_loss)):
+                raise FloatingPointError(f"meta-training of '{c.loss}' diverged at epoch {epoch + 1} (task loss {task_loss})")
+            if directory is not None:
+                self._save(directory, state, keys, history, epoch + 1)
+            if on_epoch is not None:
+                on_epoch(epoch + 1, history)
+        best = self._best_seed(history)
+        params = jax.tree.map(lambda a: a[best], state.loss_params)
+        history["best_seed"] = best
+        if directory is not None:
+            save_loss(directory / "loss.npz", c, params, self.normalizer)
+            write_json(directory / "history.json", history)
+        return MetaTrainResult(c, params, self.normalizer, history, directory)
+
+    def _best_seed(self, history) -> int:
+        if not history["eval"]:
+            return 0
+        return int(np.argmin(history["eval"][-1]["meta-train"]["mean"]))
+
+    def _save(self, directory: Path, state, keys, history, epoch: int) -> None:
+        meta = {"config": config_dict(self.config), "epoch": epoch, "history": history}
+        save_pytree(directory / "checkpoint.npz", {"state": state, "keys": keys}, meta)
+
+    def _resume(self, directory: Path, state, keys, history):
+        path = directory / "checkpoint.npz"
+        if not path.exists():
+            return state, keys, history, 0
+        tree, meta = load_pytree(path, {"state": state, "keys": keys})
+        saved = meta.get("config", {})
+        mine = config_dict(self.config)
+        changed = {k: (saved.get(k), v) for k, v in mine.items() if k != "epochs" and saved.get(k) != v}
+        if changed:
+            raise ValueError(
+                f"{path} was written with a different config {changed} (saved, requested); "
+                "use another run directory"
+            )
+        return tree["state"], tree["keys"], meta["history"], int(meta["epoch"])
+
+
+def config_dict(config) -> dict:
+    return json.loads(json.dumps(dataclasses.asdict(config)))
+
+
+def save_loss(path, config: MetaTrainConfig, loss_params, normalizer: Normalizer) -> Path:
+    """A trained loss with everything needed to use it: config (loss, model), parameters, normalizer."""
+    return save_pytree(path, {"loss_params": loss_params, "normalizer": normalizer._asdict()},
+                       {"config": config_dict(config)})
+
+
+def load_loss(path):
+    """Returns (config, loss, loss_params, normalizer) from a file written by :func:`save_loss`."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"trained loss not found: {path}")
+    with np.load(path, allow_pickle=False) as archive:
+        meta = json.loads(str(archive["__metadata__"]))
+        joints = archive["['normalizer']['y_mean']"].shape[0]
+    config = MetaTrainConfig(**meta["config"])
+    loss = make_loss(config.loss, joints)
+    zeros = jnp.zeros(joints)
+    template = {
+        "loss_params": loss.init(jax.random.PRNGKey(0)),
+        "normalizer": {"x_mean": jnp.zeros(3 * joints), "x_std": jnp.zeros(3 * joints), "y_mean": zeros, "y_std": zeros},
+    }
+    tree, _ = load_pytree(path, template)
+    return config, loss, tree["loss_params"], Normalizer(**tree["normalizer"])

@@ -1,0 +1,63 @@
+"""Multi-layer perceptrons as plain pytrees, and the inverse-dynamics model built from one.
+
+Parameters are a list of layers ``{"w": [n_in, n_out], "b": [n_out]}``; ``apply`` is a pure function.
+We use plain pytrees rather than Equinox or Flax: the models are three-line functions, plain dicts of
+arrays vmap over seeds, serialise to .npz and differentiate twice (meta-gradients) with nothing in the
+way, and the online update's dispatch cost stays minimal.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Sequence
+
+import jax
+import jax.numpy as jnp
+
+ACTIVATIONS = {"tanh": jnp.tanh, "relu": jax.nn.relu, "softplus": jax.nn.softplus}
+
+
+def init_mlp(key, sizes: Sequence[int], last_scale: float = 1.0) -> list[dict]:
+    """LeCun-normal weights (std 1/sqrt(n_in)), zero biases; the last layer's weights times ``last_scale``."""
+    keys = jax.random.split(key, len(sizes) - 1)
+    layers = []
+    for i, (k, n_in, n_out) in enumerate(zip(keys, sizes[:-1], sizes[1:])):
+        scale = (last_scale if i == len(sizes) - 2 else 1.0) / jnp.sqrt(n_in)
+        layers.append({"w": scale * jax.random.normal(k, (n_in, n_out)), "b": jnp.zeros(n_out)})
+    return layers
+
+
+def apply_mlp(layers: list[dict], x, activation: str = "relu"):
+    """h_0 = x, h_{i+1} = act(h_i W_i + b_i) for hidden layers; the last layer is linear."""
+    act = ACTIVATIONS[activation]
+    for layer in layers[:-1]:
+        x = act(x @ layer["w"] + layer["b"])
+    return x @ layers[-1]["w"] + layers[-1]["b"]
+
+
+def check_activation(activation: str) -> None:
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"unknown activation '{activation}', expected one of {sorted(ACTIVATIONS)}")
+
+
+@dataclasses.dataclass(frozen=True)
+class InverseDynamicsMLP:
+    """f_theta(q, qd, qdd) -> tau in normalised units: inputs [..., 3J], outputs [..., J]."""
+
+    num_joints: int
+    hidden: tuple[int, ...] = (64, 64)
+    activation: str = "tanh"
+
+    def __post_init__(self):
+        check_activation(self.activation)
+        object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
+
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        return (3 * self.num_joints, *self.hidden, self.num_joints)
+
+    def init(self, key) -> list[dict]:
+        return init_mlp(key, self.sizes)
+
+    def apply(self, params, x):
+        return apply_mlp(params, x, self.activation)

@@ -1,0 +1,60 @@
+"""The markdown report of a pipeline run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def _fmt(value: float) -> str:
+    return "diverged" if value == float("inf") else f"{value:.4g}"
+
+
+def phase_table_markdown(methods: dict, max_phases: int = 8) -> str:
+    """Table I's format: one row per method, mean and std per phase, then the overall mean."""
+    first = next(iter(methods.values()))
+    phases = list(first["phases"])
+    if len(phases) > max_phases:
+        lines = ["| method | mean online MSE |", "|---|---|"]
+        lines += [f"| {name} | {_fmt(v['overall'])} |" for name, v in methods.items()]
+        return "\n".join(lines)
+    header = "| method | " + " | ".join(f"{p} mean | {p} std" for p in phases) + " | overall |"
+    lines = [header, "|---" * (2 * len(phases) + 2) + "|"]
+    for name, v in methods.items():
+        cells = " | ".join(f"{v['phases'][p]['mean']:.4g} | {v['phases'][p]['std']:.3g}" for p in phases)
+        lines.append(f"| {name} | {cells} | {_fmt(v['overall'])} |")
+    return "\n".join(lines)
+
+
+def pipeline_report(metrics: dict, figures: list[Path]) -> str:
+    config = metrics["config"]
+    out = [
+        f"# fastadapt run: {config['data']} data",
+        "",
+        f"Finished in {metrics['seconds']:.0f} s. MSE is in normalised torque units (1.0 = predicting the",
+        "meta-train mean torque). Online MSE is measured on each batch of "
+        f"{config['online']['batch_size']} samples *before* the model updates on it.",
+        "",
+        "## Meta-training (Fig. 3 a, b)",
+        "",
+        "| loss | epochs | MSE after training, meta-train | meta-test | plain MSE loss: meta-train | meta-test |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, m in metrics["meta_training"].items():
+        if not m["eval"]:
+            continue
+        last, best, base = m["eval"][-1], m["best_seed"], m["baseline"]
+        out.append(
+            f"| {name} | {m['epochs']} | {last['meta-train']['mean'][best]:.4g} | {last['meta-test']['mean'][best]:.4g}"
+            f" | {base['meta-train']['mean']:.4g} | {base['meta-test']['mean']:.4g} |"
+        )
+    out += ["", "## Online adaptation from a random model (Table I format; mean and std over trials x seeds)", ""]
+    out.append(phase_table_markdown(metrics["online"]["from scratch"]))
+    out += ["", "Relative to the best-tuned baselines (mean online MSE / baseline's; < 1 is better):", "",
+            "| method | / best SGD | / best Adam |", "|---|---|---|"]
+    for name, r in metrics["relative_to_baselines"].items():
+        out.append(f"| {name} | {r['vs_best_sgd']:.3g} | {r['vs_best_adam']:.3g} |")
+    out += ["", "## The practitioner's protocol: a pretrained model adapted online", ""]
+    out.append(phase_table_markdown(metrics["online"]["pretrained"]))
+    out += ["", "## Figures", ""]
+    out += [f"![{f.stem}]({f.name})" for f in figures]
+    return "\n".join(out) + "\n"

@@ -1,0 +1,1 @@
+"""PyBullet robot simulation: the KUKA iiwa and the motions recorded on it."""

@@ -1,0 +1,123 @@
+"""Motions recorded on the simulated KUKA: sine motions (meta-training data) and pick-and-place.
+
+Sine motion of frequency f (the paper's Section IV-A.1), at step k of length dt:
+
+    q_des(k) = A sin(2 pi f dt k) + q_rest,   qd_des = 2 pi f A cos(.),   qdd_des = -(2 pi f)^2 A sin(.)
+
+Pick-and-place (Section V-B): five phases, reach, lift, move-over, move-down, retract, each a
+minimum-jerk joint-space move between inverse-kinematics solutions, with an 857 g object held at the end
+effector from the start of lift to the end of move-down. Trials differ in the object's position.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from fastadapt.data.derivatives import smoothed_derivative
+from fastadapt.data.trajectory import Dataset, Trajectory
+from fastadapt.sim.kuka import NUM_JOINTS, Q_REST, KukaSim, Plan
+
+SINE_AMPLITUDE = np.array([0.8, 0.4, 0.8, 0.5, 0.8, 0.6, 0.8])
+SINE_FREQUENCIES = tuple(round(0.01 * k, 2) for k in range(1, 10))
+META_TRAIN_FREQUENCIES = (0.01, 0.03, 0.05, 0.06, 0.07, 0.08)
+META_TEST_FREQUENCIES = (0.02, 0.04, 0.09)
+PHASES = ("reach", "lift", "move-over", "move-down", "retract")
+OBJECT_MASS = 0.857
+# object position (x, y) per trial on a 20 cm high table; it is placed at the mirrored y
+TRIAL_OBJECTS = ((0.55, 0.25), (0.50, 0.35), (0.60, 0.15))
+TABLE_HEIGHT = 0.20
+LIFT_HEIGHT = 0.25
+
+
+def sine_plan(frequency: float, duration: float, dt: float, amplitude=SINE_AMPLITUDE, q_rest=Q_REST) -> Plan:
+    steps = int(round(duration / dt))
+    phase = 2 * np.pi * frequency * dt * np.arange(steps)[:, None]
+    omega = 2 * np.pi * frequency
+    return Plan(
+        q=amplitude * np.sin(phase) + q_rest,
+        qd=amplitude * omega * np.cos(phase),
+        qdd=-amplitude * omega**2 * np.sin(phase),
+        label=f"sine-{frequency:.2f}",
+    )
+
+
+def minimum_jerk(q_start, q_end, duration: float, dt: float, label: str = "", payload: float = 0.0) -> Plan:
+    """s(u) = 10u^3 - 15u^4 + 6u^5, u = t/duration: zero velocity and acceleration at both ends."""
+    steps = int(round(duration / dt))
+    u = (np.arange(steps) * dt / duration)[:, None]
+    delta = (np.asarray(q_end) - np.asarray(q_start))[None, :]
+    s = 10 * u**3 - 15 * u**4 + 6 * u**5
+    sd = (30 * u**2 - 60 * u**3 + 30 * u**4) / duration
+    sdd = (60 * u - 180 * u**2 + 120 * u**3) / duration**2
+    return Plan(q=q_start + s * delta, qd=sd * delta, qdd=sdd * delta, label=label, payload=payload)
+
+
+def add_sensor_noise(traj: Trajectory, rng: np.random.Generator, q_std=1e-3, qd_std=1e-2, tau_std=0.1) -> Trajectory:
+    """Gaussian noise on the measured q, qd and tau; qdd is then re-derived from the noisy qd by the
+    smoothed finite difference, as it would be on a real robot."""
+    shape = traj.q.shape
+    qd = traj.qd + rng.normal(0, qd_std, shape)
+    return dataclasses.replace(
+        traj,
+        q=traj.q + rng.normal(0, q_std, shape),
+        qd=qd,
+        qdd=smoothed_derivative(qd, traj.dt),
+        tau=traj.tau + rng.normal(0, tau_std, shape),
+    )
+
+
+def sine_dataset(frequencies=SINE_FREQUENCIES, duration: float = 10.0, dt: float = 1.0 / 240.0,
+                 noise: bool = False, seed: int = 0, progress=None) -> Dataset:
+    """One sine-motion trajectory per frequency, each started at rest posture with the desired velocity."""
+    rng = np.random.default_rng(seed)
+    trajectories = []
+    with KukaSim(dt=dt) as sim:
+        for frequency in frequencies:
+            plan = sine_plan(frequency, duration, dt)
+            sim.set_payload(0.0)
+            sim.reset(plan.q[0], plan.qd[0])
+            traj, _ = sim.track(plan, source=f"sim sine f={frequency}")
+            trajectories.append(add_sensor_noise(traj, rng) if noise else traj)
+            if progress is not None:
+                progress()
+    return Dataset(tuple(trajectories))
+
+
+def pick_and_place_plans(sim: KukaSim, object_xy, phase_duration: float, dt: float) -> list[Plan]:
+    x, y = object_xy
+    grasp = sim.inverse_kinematics((x, y, TABLE_HEIGHT))
+    lifted = sim.inverse_kinematics((x, y, TABLE_HEIGHT + LIFT_HEIGHT), rest=grasp)
+    over = sim.inverse_kinematics((x, -y, TABLE_HEIGHT + LIFT_HEIGHT), rest=lifted)
+    place = sim.inverse_kinematics((x, -y, TABLE_HEIGHT), rest=over)
+    waypoints = [Q_REST, grasp, lifted, over, place, Q_REST]
+    payloads = [0.0, OBJECT_MASS, OBJECT_MASS, OBJECT_MASS, 0.0]
+    return [
+        minimum_jerk(waypoints[i], waypoints[i + 1], phase_duration, dt, label=PHASES[i], payload=payloads[i])
+        for i in range(len(PHASES))
+    ]
+
+
+def pick_and_place_dataset(trials=(0, 1, 2), phase_duration: float = 3.0, dt: float = 1.0 / 240.0,
+                           noise: bool = False, seed: int = 0, object_mass: float = OBJECT_MASS,
+                           progress=None) -> list[Dataset]:
+    """One Dataset of five phase trajectories per trial, in order (the model warm-starts across them)."""
+    rng = np.random.default_rng(seed)
+    result = []
+    with KukaSim(dt=dt) as sim:
+        for trial in trials:
+            plans = pick_and_place_plans(sim, TRIAL_OBJECTS[trial], phase_duration, dt)
+            plans = [dataclasses.replace(p, payload=object_mass if p.payload else 0.0) for p in plans]
+            sim.set_payload(0.0)
+            sim.reset(Q_REST)
+            t0, phases = 0.0, []
+            for plan in plans:
+                traj, t0 = sim.track(plan, t0=t0, source=f"sim pick-and-place trial {trial} {plan.label}")
+                phases.append(add_sensor_noise(traj, rng) if noise else traj)
+            result.append(Dataset(tuple(phases)))
+            if progress is not None:
+                progress()
+    return result
+
+

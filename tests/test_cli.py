@@ -1,0 +1,69 @@
+import json
+
+import pytest
+
+from fastadapt.cli import main
+from fastadapt.experiments.config import ConfigError, apply_overrides
+from fastadapt.experiments.inverse_dynamics import PipelineConfig
+
+
+def test_overrides_parse_by_type():
+    config = apply_overrides(PipelineConfig(), ["meta.epochs=7", "losses=structured,state-dependent",
+                                                "noise=true", "online.alpha=0.01", "meta.hidden=32,32"])
+    assert config.meta.epochs == 7 and config.losses == ("structured", "state-dependent")
+    assert config.noise is True and config.online.alpha == 0.01 and config.meta.hidden == (32, 32)
+
+
+@pytest.mark.parametrize("item, message", [
+    ("meta.epoch=3", "unknown config key 'meta.epoch'"),
+    ("meta.epochs=three", "'meta.epochs=three': expected a value of type int"),
+    ("epochs", "'epochs': expected key=value"),
+    ("losses=l1", "unknown learned loss 'l1'"),
+    ("meta=3", "'meta' is a group"),
+])
+def test_bad_overrides(item, message):
+    with pytest.raises(ConfigError, match=message):
+        apply_overrides(PipelineConfig(), [item])
+
+
+def test_cli_reports_errors_without_traceback(tmp_path, capsys):
+    assert main(["data", "inspect", str(tmp_path / "missing.npz")]) == 2
+    assert "fastadapt: error: data file not found" in capsys.readouterr().err
+    assert main(["demo", "--out", str(tmp_path / "r"), "meta.epochz=1"]) == 2
+    assert "unknown config key 'meta.epochz'" in capsys.readouterr().err
+
+
+def test_cli_refuses_foreign_directory(tmp_path, capsys):
+    (tmp_path / "mine.txt").write_text("keep me")
+    assert main(["demo", "--quick", "--out", str(tmp_path)]) == 2
+    assert "not a fastadapt run directory" in capsys.readouterr().err
+    assert (tmp_path / "mine.txt").read_text() == "keep me"
+
+
+def test_data_commands(tmp_path, capsys):
+    out = tmp_path / "sine.csv"
+    assert main(["data", "sine", str(out)]) == 0
+    assert main(["data", "sine", str(out)]) == 2
+    assert "exists; pass --force" in capsys.readouterr().err
+    assert main(["data", "convert", str(out), str(tmp_path / "sine.npz")]) == 0
+    assert main(["data", "inspect", str(tmp_path / "sine.npz")]) == 0
+    assert "9 trajectories, 21600 samples, 7 joints" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_quick_demo_end_to_end(tmp_path):
+    out = tmp_path / "run"
+    assert main(["demo", "--quick", "--no-progress", "--out", str(out)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    scratch = metrics["online"]["from scratch"]
+    assert set(scratch) >= {"structured", "state-dependent", "mlp", "pretrained, not adapted"}
+    assert all(len(v["phases"]) == 5 for v in scratch.values())
+    for name in metrics["figures"]:
+        assert (out / name).stat().st_size > 10_000
+    assert "| state-dependent |" in (out / "report.md").read_text()
+    # a second call with the same config resumes (reuses data and checkpoints) rather than failing
+    assert main(["demo", "--quick", "--no-progress", "--out", str(out)]) == 0
+    # a loss trained there drives the adapt command and the control-loop Adapter
+    loss_file = out / "losses" / "state-dependent" / "loss.npz"
+    assert main(["adapt", "--loss", str(loss_file), "--stream", str(out / "data" / "pick_place_trial0.npz"),
+                 "seeds=2"]) == 0

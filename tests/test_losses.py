@@ -1,0 +1,71 @@
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from fastadapt.losses import make_loss
+
+
+@pytest.fixture
+def batch():
+    k1, k2, k3 = jax.random.split(jax.random.PRNGKey(0), 3)
+    return jax.random.normal(k1, (16, 4)), jax.random.normal(k2, (16, 4)), jax.random.normal(k3, (16, 8))
+
+
+def test_mse_closed_form(batch):
+    pred, target, state = batch
+    expected = np.mean((np.asarray(pred) - np.asarray(target)) ** 2)
+    assert float(make_loss("mse", 4).apply({}, pred, target, state)) == pytest.approx(expected, rel=1e-6)
+
+
+def test_structured_with_unit_weights_is_summed_mse(batch):
+    pred, target, state = batch
+    loss = make_loss("structured", 4)
+    params = loss.init(jax.random.PRNGKey(1))
+    np.testing.assert_allclose(loss.weights(params), np.ones(4), rtol=1e-6)
+    summed = np.mean(np.sum((np.asarray(pred) - np.asarray(target)) ** 2, axis=1))
+    assert float(loss.apply(params, pred, target, state)) == pytest.approx(summed, rel=1e-6)
+
+
+def test_structured_weights_closed_form(batch):
+    pred, target, state = batch
+    loss = make_loss("structured", 4)
+    params = {"w": jnp.array([0.0, 1.0, -1.0, 2.0])}
+    phi = np.log1p(np.exp(np.array([0.0, 1.0, -1.0, 2.0])))
+    expected = np.mean(np.sum(phi * (np.asarray(pred) - np.asarray(target)) ** 2, axis=1))
+    assert float(loss.apply(params, pred, target, state)) == pytest.approx(expected, rel=1e-5)
+    grad = jax.grad(lambda p: loss.apply(params, p, target, state))(pred)
+    np.testing.assert_allclose(grad, 2 * phi * (np.asarray(pred) - np.asarray(target)) / 16, rtol=1e-5)
+
+
+def test_state_dependent_starts_near_summed_mse_and_depends_on_state(batch):
+    pred, target, state = batch
+    loss = make_loss("state-dependent", 4)
+    params = loss.init(jax.random.PRNGKey(2))
+    weights = np.asarray(loss.weights(params, state))
+    assert weights.shape == (16, 4) and np.all(weights > 0)
+    assert np.abs(weights - 1).max() < 0.3
+    assert weights.std(0).max() > 0  # varies with the state
+    summed = np.sum(weights * (np.asarray(pred) - np.asarray(target)) ** 2, axis=1).mean()
+    assert float(loss.apply(params, pred, target, state)) == pytest.approx(summed, rel=1e-5)
+
+
+def test_state_dependent_weights_bounded_outside_meta_train_states():
+    loss = make_loss("state-dependent", 2)
+    params = loss.init(jax.random.PRNGKey(0))
+    far = jnp.full((1, 4), 1e4)
+    edge = jnp.full((1, 4), loss.state_clip)
+    np.testing.assert_allclose(loss.weights(params, far), loss.weights(params, edge))
+
+
+def test_mlp_loss_positive_and_shapes(batch):
+    pred, target, state = batch
+    loss = make_loss("mlp", 4)
+    params = loss.init(jax.random.PRNGKey(3))
+    assert [layer["w"].shape for layer in params["net"]] == [(8, 40), (40, 40), (40, 40), (40, 1)]
+    assert float(loss.apply(params, pred, target, state)) > 0
+
+
+def test_unknown_loss():
+    with pytest.raises(ValueError, match="unknown loss 'l1', expected one of"):
+        make_loss("l1", 3)

@@ -1,0 +1,102 @@
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import jax.flatten_util
+from jax import enable_x64
+
+from fastadapt.data.batches import Samples
+from fastadapt.data.trajectory import Dataset
+from fastadapt.losses import make_loss
+from fastadapt.meta.algorithm import inner_step, meta_objective
+from fastadapt.meta.trainer import MetaTrainConfig, MetaTrainer, load_loss
+from fastadapt.models.mlp import InverseDynamicsMLP
+
+from conftest import make_trajectory
+
+
+def _problem(loss_name, joints=2):
+    model = InverseDynamicsMLP(joints, hidden=(8,), activation="tanh")
+    loss = make_loss(loss_name, joints)
+    keys = jax.random.split(jax.random.PRNGKey(0), 6)
+    phi = loss.init(keys[0])
+    phi = jax.tree.map(lambda p: p + 0.3 * jax.random.normal(keys[1], p.shape), phi)
+    theta = model.init(keys[2])
+    a = Samples(jax.random.normal(keys[3], (10, 3 * joints)), jax.random.normal(keys[4], (10, joints)))
+    b = Samples(jax.random.normal(keys[5], (10, 3 * joints)), jax.random.normal(keys[4], (10, joints)) + 1)
+    return model, loss, phi, theta, a, b
+
+
+@pytest.mark.parametrize("loss_name", ["structured", "state-dependent", "mlp"])
+def test_meta_gradient_matches_finite_differences(loss_name):
+    with enable_x64():
+        model, loss, phi, theta, a, b = _problem(loss_name)
+        objective = lambda p: meta_objective(model, loss, 0.05, p, theta, a, b)[0]
+        grad = jax.grad(objective)(phi)
+        flat, unravel = jax.flatten_util.ravel_pytree(phi)
+        flat_grad = jax.flatten_util.ravel_pytree(grad)[0]
+        rng = np.random.default_rng(0)
+        for _ in range(3):
+            direction = jnp.asarray(rng.normal(size=flat.shape))
+            eps = 1e-5
+            numeric = (objective(unravel(flat + eps * direction)) - objective(unravel(flat - eps * direction))) / (2 * eps)
+            assert float(flat_grad @ direction) == pytest.approx(float(numeric), rel=1e-5, abs=1e-9)
+
+
+def test_inner_step_is_one_sgd_step_on_the_learned_loss():
+    model, loss, phi, theta, a, _ = _problem("structured")
+    new = inner_step(model, loss, 0.1, phi, theta, a)
+    grads = jax.grad(lambda th: loss.apply(phi, model.apply(th, a.x), a.y, a.state))(theta)
+    expected = jax.tree.map(lambda p, g: p - 0.1 * g, theta, grads)
+    for x, y in zip(jax.tree.leaves(new), jax.tree.leaves(expected)):
+        np.testing.assert_allclose(x, y, rtol=1e-6)
+
+
+def _smooth_dataset(n, seed):
+    """A 2-joint 'robot' whose torque is a smooth function of the state."""
+    trajs = []
+    for i in range(n):
+        t = np.arange(600) * 0.01
+        q = np.stack([np.sin(t * (1 + 0.2 * i + seed)), np.cos(0.7 * t)], axis=1)
+        qd, qdd = np.gradient(q, 0.01, axis=0), np.gradient(np.gradient(q, 0.01, axis=0), 0.01, axis=0)
+        tau = np.stack([3 * np.sin(q[:, 0]) + qdd[:, 0], 0.5 * q[:, 1] * qd[:, 0] + 2 * qdd[:, 1]], axis=1)
+        trajs.append(make_trajectory(T=600, J=2, t=t, q=q, qd=qd, qdd=qdd, tau=tau))
+    return Dataset(tuple(trajs))
+
+
+CONFIG = MetaTrainConfig(loss="structured", epochs=4, eval_every=2, eval_steps=20, eval_seeds=2,
+                         batches_per_epoch=8, hidden=(16,), eval_points=256)
+
+
+def test_meta_training_beats_plain_mse_and_saves_loss(tmp_path):
+    train, test = _smooth_dataset(3, 0), _smooth_dataset(2, 1)
+    result = MetaTrainer(CONFIG, train, test).run(tmp_path, progress=False)
+    last = result.history["eval"][-1]["meta-test"]["mean"][0]
+    assert last < result.history["baseline"]["meta-test"]["mean"]
+    config, loss, params, normalizer = load_loss(tmp_path / "loss.npz")
+    assert config == CONFIG and loss.name == "structured"
+    np.testing.assert_allclose(params["w"], result.loss_params["w"])
+
+
+def test_killed_run_resumes_to_the_same_result(tmp_path):
+    train, test = _smooth_dataset(3, 0), _smooth_dataset(2, 1)
+    full = MetaTrainer(CONFIG, train, test).run(tmp_path / "full", progress=False)
+    MetaTrainer(dataclasses.replace(CONFIG, epochs=2), train, test).run(tmp_path / "resumed", progress=False)
+    resumed = MetaTrainer(CONFIG, train, test).run(tmp_path / "resumed", progress=False)
+    np.testing.assert_allclose(resumed.loss_params["w"], full.loss_params["w"], rtol=1e-6)
+    assert resumed.history["epoch"] == [1, 2, 3, 4]
+
+
+def test_resume_with_another_config_is_refused(tmp_path):
+    train, test = _smooth_dataset(3, 0), _smooth_dataset(2, 1)
+    MetaTrainer(dataclasses.replace(CONFIG, epochs=1), train, test).run(tmp_path, progress=False)
+    with pytest.raises(ValueError, match="different config .*'alpha'"):
+        MetaTrainer(dataclasses.replace(CONFIG, alpha=0.01), train, test).run(tmp_path, progress=False)
+
+
+def test_mse_cannot_be_meta_trained():
+    train = _smooth_dataset(1, 0)
+    with pytest.raises(ValueError, match="loss 'mse' has no parameters"):
+        MetaTrainer(dataclasses.replace(CONFIG, loss="mse"), train, train)
