@@ -67,14 +67,16 @@ def _smooth_dataset(n, seed):
 
 
 CONFIG = MetaTrainConfig(loss="structured", epochs=4, eval_every=2, eval_steps=20, eval_seeds=2,
-                         batches_per_epoch=8, hidden=(16,), eval_points=256)
+                         batches_per_epoch=8, hidden=(16,), eval_points=256, meta_optimizer="adam")
 
 
 def test_meta_training_beats_plain_mse_and_saves_loss(tmp_path):
     train, test = _smooth_dataset(3, 0), _smooth_dataset(2, 1)
     result = MetaTrainer(CONFIG, train, test).run(tmp_path, progress=False)
-    last = result.history["eval"][-1]["meta-test"]["mean"][0]
-    assert last < result.history["baseline"]["meta-test"]["mean"]
+    h = result.history
+    chosen = h["eval"][h["eval_epoch"].index(h["selected_epoch"])]
+    assert chosen["meta-test"]["mean"][0] < h["baseline"]["meta-test"]["mean"]
+    assert chosen["meta-train"]["mean"][0] == min(e["meta-train"]["mean"][0] for e in h["eval"])
     config, loss, params, normalizer = load_loss(tmp_path / "loss.npz")
     assert config == CONFIG and loss.name == "structured"
     np.testing.assert_allclose(params["w"], result.loss_params["w"])

@@ -100,11 +100,12 @@ def cmd_meta_train(args) -> int:
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text(json.dumps({"meta_train": config_dict(config)}, indent=2))
     result = MetaTrainer(config, train, test).run(out, progress=not args.no_progress)
-    last = result.history["eval"][-1]
-    print(f"wrote {out / 'loss.npz'}; MSE after {config.eval_steps} steps: "
-          f"meta-train {last['meta-train']['mean'][result.history['best_seed']]:.4g}, "
-          f"meta-test {last['meta-test']['mean'][result.history['best_seed']]:.4g} "
-          f"(plain MSE loss: {result.history['baseline']['meta-test']['mean']:.4g})")
+    h = result.history
+    chosen = h["eval"][h["eval_epoch"].index(h["selected_epoch"])]
+    print(f"wrote {out / 'loss.npz'} (epoch {h['selected_epoch']}); MSE after {config.eval_steps} steps: "
+          f"meta-train {chosen['meta-train']['mean'][h['best_seed']]:.4g}, "
+          f"meta-test {chosen['meta-test']['mean'][h['best_seed']]:.4g} "
+          f"(plain MSE loss: {h['baseline']['meta-test']['mean']:.4g})")
     return 0
 
 

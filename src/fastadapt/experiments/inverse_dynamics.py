@@ -244,4 +244,5 @@ def _meta_summary(result) -> dict:
         "eval": history["eval"],
         "baseline": history["baseline"],
         "best_seed": history.get("best_seed", 0),
+        "selected_epoch": history.get("selected_epoch", 0),
     }

@@ -4,6 +4,11 @@ One trainer serves every learned loss and dataset; experiments differ only in th
 ``eval_every`` epochs the current loss trains fresh models (``eval_seeds`` of them, under vmap) for
 ``eval_steps`` SGD steps at the inner rate alpha on the meta-train and the meta-test data, and the MSE
 they reach is recorded next to what the plain MSE loss reaches (Fig. 3 a, b).
+
+The loss kept at the end is, per seed, the one of the evaluation with the lowest *meta-train* MSE
+(model selection on the training data only; the meta-test data is never used to choose). The
+meta-objective looks one step ahead of a model at most ``iters_max`` steps old, while a loss is used for
+hundreds of steps, and the 100-step evaluation can get worse while the meta-objective still improves.
 """
 
 from __future__ import annotations
@@ -30,13 +35,14 @@ from fastadapt.models.mlp import InverseDynamicsMLP
 
 @dataclasses.dataclass(frozen=True)
 class MetaTrainConfig:
-    """Defaults are the paper's (Section IV-A.2): K=256, alpha=0.001, eta=0.01, iters_max=10, 300 epochs."""
+    """Defaults are the paper's (Section IV-A.2 and Algorithm 1): K=256, alpha=0.001, plain SGD on phi
+    with eta=0.01, iters_max=10, 300 epochs."""
 
     loss: str = "state-dependent"
     batch_size: int = 256
     alpha: float = 1e-3
     eta: float = 1e-2
-    meta_optimizer: str = "adam"
+    meta_optimizer: str = "sgd"
     iters_max: int = 10
     epochs: int = 300
     batches_per_epoch: int = 0  # 0: one pass, num_samples // batch_size
@@ -166,11 +172,12 @@ class MetaTrainer:
         every epoch and an existing one with the same config is resumed from."""
         c = self.config
         state, keys = self.initial_state()
+        best = {"params": state.loss_params, "score": jnp.full(c.seeds, jnp.inf), "epoch": jnp.zeros(c.seeds, jnp.int32)}
         history = {"epoch": [], "task_loss": [], "eval": [], "eval_epoch": [], "baseline": None}
         start = 0
         directory = Path(directory) if directory else None
         if directory is not None:
-            state, keys, history, start = self._resume(directory, state, keys, history)
+            state, keys, best, history, start = self._resume(directory, state, keys, best, history)
         if history["baseline"] is None:
             history["baseline"] = self.baseline()
         bar = tqdm(range(start, c.epochs), initial=start, total=c.epochs, desc=f"meta-train {c.loss}",
@@ -184,35 +191,32 @@ class MetaTrainer:
             if (epoch + 1) % c.eval_every == 0 or epoch + 1 == c.epochs:
                 history["eval"].append(self.evaluate(state, epoch + 1))
                 history["eval_epoch"].append(epoch + 1)
+                best = _keep_best(best, state.loss_params, history["eval"][-1]["meta-train"]["mean"], epoch + 1)
             bar.set_postfix(task_mse=f"{task_loss.mean():.4f}")
             if not np.all(np.isfinite(task_loss)):
                 raise FloatingPointError(f"meta-training of '{c.loss}' diverged at epoch {epoch + 1} (task loss {task_loss})")
             if directory is not None:
-                self._save(directory, state, keys, history, epoch + 1)
+                self._save(directory, state, keys, best, history, epoch + 1)
             if on_epoch is not None:
                 on_epoch(epoch + 1, history)
-        best = self._best_seed(history)
-        params = jax.tree.map(lambda a: a[best], state.loss_params)
-        history["best_seed"] = best
+        seed = int(jnp.argmin(best["score"]))
+        params = jax.tree.map(lambda a: a[seed], best["params"])
+        history["best_seed"] = seed
+        history["selected_epoch"] = int(best["epoch"][seed])
         if directory is not None:
             save_loss(directory / "loss.npz", c, params, self.normalizer)
             write_json(directory / "history.json", history)
         return MetaTrainResult(c, params, self.normalizer, history, directory)
 
-    def _best_seed(self, history) -> int:
-        if not history["eval"]:
-            return 0
-        return int(np.argmin(history["eval"][-1]["meta-train"]["mean"]))
-
-    def _save(self, directory: Path, state, keys, history, epoch: int) -> None:
+    def _save(self, directory: Path, state, keys, best, history, epoch: int) -> None:
         meta = {"config": config_dict(self.config), "epoch": epoch, "history": history}
-        save_pytree(directory / "checkpoint.npz", {"state": state, "keys": keys}, meta)
+        save_pytree(directory / "checkpoint.npz", {"state": state, "keys": keys, "best": best}, meta)
 
-    def _resume(self, directory: Path, state, keys, history):
+    def _resume(self, directory: Path, state, keys, best, history):
         path = directory / "checkpoint.npz"
         if not path.exists():
-            return state, keys, history, 0
-        tree, meta = load_pytree(path, {"state": state, "keys": keys})
+            return state, keys, best, history, 0
+        tree, meta = load_pytree(path, {"state": state, "keys": keys, "best": best})
         saved = meta.get("config", {})
         mine = config_dict(self.config)
         changed = {k: (saved.get(k), v) for k, v in mine.items() if k != "epochs" and saved.get(k) != v}
@@ -221,7 +225,19 @@ class MetaTrainer:
                 f"{path} was written with a different config {changed} (saved, requested); "
                 "use another run directory"
             )
-        return tree["state"], tree["keys"], meta["history"], int(meta["epoch"])
+        return tree["state"], tree["keys"], tree["best"], meta["history"], int(meta["epoch"])
+
+
+def _keep_best(best: dict, loss_params, scores, epoch: int) -> dict:
+    """Per seed, keep the loss parameters whose evaluation (meta-train MSE) is the lowest so far."""
+    scores = jnp.asarray(scores)
+    better = scores < best["score"]
+    pick = lambda new, old: jnp.where(better.reshape((-1,) + (1,) * (new.ndim - 1)), new, old)
+    return {
+        "params": jax.tree.map(pick, loss_params, best["params"]),
+        "score": jnp.where(better, scores, best["score"]),
+        "epoch": jnp.where(better, epoch, best["epoch"]),
+    }
 
 
 def config_dict(config) -> dict:
