@@ -102,3 +102,40 @@ def test_mse_cannot_be_meta_trained():
     train = _smooth_dataset(1, 0)
     with pytest.raises(ValueError, match="loss 'mse' has no parameters"):
         MetaTrainer(dataclasses.replace(CONFIG, loss="mse"), train, train)
+
+
+def test_warm_start_batch_starts_from_a_given_model():
+    """With start_params, Algorithm 1's first inner step starts at one of the given models."""
+    from fastadapt.meta.algorithm import MetaState, batch_update, make_meta_optimizer
+
+    model, loss, phi, theta, a, b = _problem("structured")
+    window = Samples(jnp.concatenate([a.x, b.x]), jnp.concatenate([a.y, b.y]))
+    stacked = jax.tree.map(lambda p: jnp.stack([p, p]), theta)  # two copies: any pick is theta
+    opt = make_meta_optimizer("sgd", 0.0)  # eta = 0: phi stays, so the first task loss is checkable
+    state = MetaState(phi, opt.init(phi))
+    _, task_losses = batch_update(model, loss, opt, 0.05, 3, state, jax.random.PRNGKey(3), window, stacked)
+    expected = meta_objective(model, loss, 0.05, phi, theta, a, b)[0]
+    assert float(task_losses[0]) == pytest.approx(float(expected), rel=1e-5)
+    _, fresh = batch_update(model, loss, opt, 0.05, 3, state, jax.random.PRNGKey(3), window)
+    assert float(fresh[0]) != pytest.approx(float(expected), rel=1e-3)
+
+
+def test_warm_start_meta_training_runs_and_evaluates_from_pretrained_models():
+    train, test = _smooth_dataset(4, 0), _smooth_dataset(2, 1)
+    config = dataclasses.replace(CONFIG, start="pretrained", pretrain_models=2, pretrain_steps=200, epochs=2)
+    trainer = MetaTrainer(config, train, test)
+    # meta-trains on the odd-indexed half of the trajectories, starting from models fitted to the even half
+    assert trainer.train.x.shape[0] == 2 * 600
+    assert jax.tree.leaves(trainer.start_params)[0].shape[0] == 2
+    curves = trainer.curves(make_loss("mse", 2), {}, "meta-train", jax.random.PRNGKey(0))
+    fresh = MetaTrainer(CONFIG, train, test).curves(make_loss("mse", 2), {}, "meta-train", jax.random.PRNGKey(0))
+    assert curves[:, 0].mean() < 0.5 * fresh[:, 0].mean()  # the evaluation starts already trained
+    result = trainer.run(progress=False)
+    assert np.all(np.isfinite(result.history["task_loss"]))
+
+
+def test_warm_start_needs_two_trajectories_and_a_known_start():
+    with pytest.raises(ValueError, match="needs at least 2 meta-train trajectories"):
+        MetaTrainer(dataclasses.replace(CONFIG, start="pretrained"), _smooth_dataset(1, 0), _smooth_dataset(1, 1))
+    with pytest.raises(ValueError, match="unknown start 'warm'"):
+        dataclasses.replace(CONFIG, start="warm")

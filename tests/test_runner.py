@@ -49,3 +49,34 @@ def test_phase_table_mean_and_std_over_runs():
     table = phase_table(scores, stream)
     assert table["reach"] == {"mean": pytest.approx(3.0), "std": pytest.approx(1.0)}
     assert table["lift"] == {"mean": pytest.approx(15.0), "std": pytest.approx(5.0)}
+
+
+def test_pretrain_fits_the_data_and_is_reproducible():
+    from fastadapt.adapt.pretrain import pretrain
+
+    model = InverseDynamicsMLP(1, hidden=())  # linear: the fit can reach the exact solution
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(200, 3)).astype(np.float32)
+    y = (x @ np.array([[1.0], [-2.0], [0.5]]) + 0.3).astype(np.float32)
+    samples = Samples(jnp.asarray(x), jnp.asarray(y))
+    params, final = pretrain(model, samples, models=2, steps=2000, rate=0.05, batch=32, seed=0)
+    assert final.shape == (2,) and np.all(np.asarray(final) < 1e-4)
+    np.testing.assert_allclose(params[0]["w"][0, :, 0], [1.0, -2.0, 0.5], atol=1e-2)
+    again, _ = pretrain(model, samples, models=2, steps=2000, rate=0.05, batch=32, seed=0)
+    np.testing.assert_array_equal(again[0]["w"], params[0]["w"])
+    with pytest.raises(ValueError, match="models, steps and batch >= 1"):
+        pretrain(model, samples, models=0, steps=1, rate=0.1, batch=1, seed=0)
+
+
+def test_best_rate_picks_the_lowest_mean_online_error():
+    from fastadapt.adapt.online import best_rate, overall
+
+    model = InverseDynamicsMLP(2, hidden=(4,))
+    rng = np.random.default_rng(2)
+    batches = Samples(jnp.asarray(rng.normal(size=(30, 5, 6)), jnp.float32), jnp.asarray(rng.normal(size=(30, 5, 2)), jnp.float32))
+    stream = Stream(batches, np.zeros(30, int), ("a",))
+    starts = jax.vmap(model.init)(jax.random.split(jax.random.PRNGKey(0), 2))
+    method = lambda r: Method("sgd", make_loss("mse", 2), {}, rate=r)
+    rate, scores, by_rate = best_rate(model, method, [1e-3, 1e-1, 1.0], starts, [stream])
+    assert by_rate[rate] == min(by_rate.values()) and overall(scores) == by_rate[rate]
+    assert set(by_rate) == {1e-3, 1e-1, 1.0}

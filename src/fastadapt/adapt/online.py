@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from fastadapt.adapt.pretrain import pretrain
 from fastadapt.adapt.runner import run_updates, score_without_updates
 from fastadapt.data.batches import Samples, Stream
 
@@ -31,6 +32,9 @@ class OnlineConfig:
     pretrain_steps: int = 3000
     pretrain_rate: float = 1e-3
     pretrain_batch: int = 256
+    # practitioner's protocol: the learned losses' rate alpha * scale, scale chosen by online validation
+    # on the meta-train data only (see fastadapt.experiments.inverse_dynamics.warm_start_validation)
+    warm_rate_scales: tuple[float, ...] = (1.0, 0.3, 0.1, 0.03, 0.01)
     seed: int = 0
 
 
@@ -53,20 +57,11 @@ def initial_models(model, seeds: int, seed: int):
     return jax.vmap(model.init)(keys)
 
 
-def pretrain(model, mse_loss, train: Samples, config: OnlineConfig):
-    """Models fitted offline to the meta-train data with Adam on MSE, one per seed: random minibatches
-    of ``pretrain_batch`` samples for ``pretrain_steps`` steps. Returns (params [seeds], final MSE [seeds])."""
-    thetas = initial_models(model, config.seeds, config.seed + 7)
-    keys = jax.random.split(jax.random.PRNGKey(config.seed + 8), config.seeds)
-    n = train.x.shape[0]
-
-    def one(theta, key):
-        index = jax.random.randint(key, (config.pretrain_steps, config.pretrain_batch), 0, n)
-        batches = Samples(train.x[index], train.y[index])
-        theta, _ = run_updates(model, mse_loss, "adam", config.pretrain_rate, {}, theta, batches)
-        return theta, jnp.mean(jnp.square(model.apply(theta, train.x) - train.y))
-
-    return jax.vmap(one)(thetas, keys)
+def pretrain_models(model, train: Samples, config: OnlineConfig):
+    """Models fitted offline to the meta-train data (see :func:`fastadapt.adapt.pretrain.pretrain`), one
+    per seed. Returns (params [seeds], final MSE [seeds])."""
+    return pretrain(model, train, config.seeds, config.pretrain_steps, config.pretrain_rate,
+                    config.pretrain_batch, config.seed + 7)
 
 
 def online_scores(model, method: Method, starts, streams: Sequence[Stream]) -> np.ndarray:

@@ -2,7 +2,8 @@
 
     data -> meta-train each learned loss (Algorithm 1, Fig. 3 a/b) -> final learning curves (Fig. 3 c/d)
          -> online adaptation on held-out streams vs baselines (Fig. 5/6, Table I)
-         -> the practitioner's protocol (pretrained model + online adaptation)
+         -> the practitioner's protocol (pretrained model + online adaptation; the learned losses'
+            rate for a warm start validated online on the meta-train data, never on the stream)
          -> analysis figures (Fig. 7, 8) -> metrics.json + report.md
 
 ``data='sim'``: meta-train on simulated KUKA sine motions f in {0.01, 0.03, 0.05, 0.06, 0.07, 0.08},
@@ -21,8 +22,9 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from fastadapt.adapt.online import (
-    Method, OnlineConfig, best_rate, initial_models, online_scores, overall, phase_table, pretrain,
+    Method, OnlineConfig, best_rate, initial_models, online_scores, overall, phase_table, pretrain_models,
 )
+from fastadapt.adapt.pretrain import pretrain
 from fastadapt.checkpoint import load_pytree, save_pytree, write_json
 from fastadapt.data.batches import normalised_samples, sequential_stream
 from fastadapt.data.io import load, save
@@ -55,7 +57,8 @@ class PipelineConfig:
 QUICK = dict(
     trials=(0,), sine_duration=5.0, phase_duration=1.5,
     meta=MetaTrainConfig(epochs=3, eval_every=1, eval_steps=50, eval_seeds=2, batches_per_epoch=20),
-    online=OnlineConfig(seeds=2, sgd_grid=(1e-3, 1e-2, 1e-1), adam_grid=(1e-3, 1e-2), pretrain_steps=300),
+    online=OnlineConfig(seeds=2, sgd_grid=(1e-3, 1e-2, 1e-1), adam_grid=(1e-3, 1e-2), pretrain_steps=300,
+                        warm_rate_scales=(1.0, 0.1)),
 )
 
 
@@ -119,8 +122,28 @@ def final_curves(trainer_like: MetaTrainer, results: dict) -> dict:
     return curves
 
 
-def online_methods(config: PipelineConfig, model, results, streams, starts, pretrained):
-    """Run every method of the online comparison; returns {protocol: {method: scores}} and the grids."""
+def warm_start_validation(config: PipelineConfig, model, train, normalizer):
+    """Validation setting for the learned losses' rate in the practitioner's protocol, built from the
+    meta-train data only: models pretrained on the even-indexed meta-train trajectories, and the
+    odd-indexed ones played as an online stream. Returns (starts [seeds], [stream])."""
+    if len(train) < 2:
+        raise ValueError(f"warm-start validation needs at least 2 meta-train trajectories, got {len(train)}")
+    oc = config.online
+    fit, held = train.take(range(0, len(train), 2)), train.take(range(1, len(train), 2))
+    starts, _ = pretrain(model, normalised_samples(fit, normalizer), oc.seeds, oc.pretrain_steps,
+                         oc.pretrain_rate, oc.pretrain_batch, oc.seed + 30_000)
+    return starts, [sequential_stream(held, normalizer, oc.batch_size)]
+
+
+def online_methods(config: PipelineConfig, model, results, streams, starts, pretrained, validation=None):
+    """Run every method of the online comparison; returns {protocol: {method: scores}}, the grids and
+    the warm-start rates chosen on ``validation`` (see :func:`warm_start_validation`).
+
+    In the practitioner's protocol each learned loss runs twice: at the meta-training rate alpha, and at
+    alpha * s with s in ``warm_rate_scales`` chosen by the lowest mean online MSE on the validation
+    stream (the meta-objective looks one step ahead and favours rates too large for a model that is
+    already good; the choice never sees the evaluation stream). The MSE baselines' rates are instead
+    tuned on the evaluation stream itself, the setting most favourable to them."""
     joints = model.num_joints
     mse = make_loss("mse", joints)
     oc = config.online
@@ -147,11 +170,17 @@ def online_methods(config: PipelineConfig, model, results, streams, starts, pret
     practitioner[f"pretrained + adam best ({rate:g})"], grids["adam-pretrained"] = scores, by_rate
     rate, scores, by_rate = best_rate(model, lambda r: sgd(r, "pretrained"), oc.sgd_grid, pretrained, streams)
     practitioner[f"pretrained + sgd best ({rate:g})"], grids["sgd-pretrained"] = scores, by_rate
+    warm_rates = {}
     for name, result in results.items():
-        method = Method(name, make_loss(name, joints), result.loss_params, "sgd", oc.alpha, "pretrained")
-        practitioner[f"pretrained + {name}"] = online_scores(model, method, pretrained, streams)
+        learned = lambda rate: Method(name, make_loss(name, joints), result.loss_params, "sgd", rate, "pretrained")
+        practitioner[f"pretrained + {name} ({oc.alpha:g})"] = online_scores(model, learned(oc.alpha), pretrained, streams)
+        if validation is not None:
+            rates = [oc.alpha * s for s in oc.warm_rate_scales]
+            rate, _, grids[f"{name}-warm-validation"] = best_rate(model, learned, rates, *validation)
+            practitioner[f"pretrained + {name} (validated {rate:g})"] = online_scores(model, learned(rate), pretrained, streams)
+            warm_rates[name] = rate
     scratch["pretrained, not adapted"] = practitioner["pretrained, not adapted"]
-    return {"from scratch": scratch, "pretrained": practitioner}, grids
+    return {"from scratch": scratch, "pretrained": practitioner}, grids, warm_rates
 
 
 def summarise(protocols: dict, stream) -> dict:
@@ -197,7 +226,8 @@ def run(config: PipelineConfig, directory, progress: bool = True, log=print) -> 
     streams = [sequential_stream(ds, normalizer, config.online.batch_size) for ds in stream_sets]
     starts = initial_models(model, config.online.seeds, config.online.seed)
     pretrained, pretrain_mse = _pretrained(config, model, normalised_samples(train, normalizer), directory)
-    protocols, grids = online_methods(config, model, results, streams, starts, pretrained)
+    validation = warm_start_validation(config, model, train, normalizer)
+    protocols, grids, warm_rates = online_methods(config, model, results, streams, starts, pretrained, validation)
     summary = summarise(protocols, streams[0])
 
     log("[5/5] figures and report")
@@ -213,6 +243,7 @@ def run(config: PipelineConfig, directory, progress: bool = True, log=print) -> 
         "online": summary,
         "relative_to_baselines": relative_to_baselines(summary),
         "rate_grids": {k: {f"{r:g}": v for r, v in g.items()} for k, g in grids.items()},
+        "warm_start_rates": warm_rates,
         "pretrain_mse_on_meta_train": np.asarray(pretrain_mse).tolist(),
         "figures": [f.name for f in figure_files],
     }
@@ -230,7 +261,7 @@ def _pretrained(config: PipelineConfig, model, train_samples, directory: Path):
         tree, meta = load_pytree(path, {"params": template, "mse": np.zeros(config.online.seeds, np.float32)})
         if meta.get("online") == config_dict(config.online):
             return tree["params"], tree["mse"]
-    params, final_mse = pretrain(model, make_loss("mse", model.num_joints), train_samples, config.online)
+    params, final_mse = pretrain_models(model, train_samples, config.online)
     save_pytree(path, {"params": params, "mse": final_mse}, {"online": config_dict(config.online)})
     return params, final_mse
 

@@ -8,7 +8,7 @@ random theta is drawn and, for i < iters_max,
     theta     = theta_new
 
 The meta-gradient differentiates through the inner step (second order). ``eta`` is applied by an optax
-optimizer (Adam by default, plain SGD optionally). One epoch draws ``num_batches`` windows at random
+optimizer (plain SGD by default, as in the paper; Adam optionally). One epoch draws ``num_batches`` windows at random
 and runs under ``lax.scan``; seeds run side by side under ``vmap``.
 """
 
@@ -47,8 +47,11 @@ def split_halves(window: Samples) -> tuple[Samples, Samples]:
     return Samples(window.x[:half], window.y[:half]), Samples(window.x[half:], window.y[half:])
 
 
-def batch_update(model, loss, meta_optimizer, alpha, iters_max, state: MetaState, key, window: Samples):
-    """Lines 4-14 of Algorithm 1 for one batch; returns the new state and the task losses [iters_max]."""
+def batch_update(model, loss, meta_optimizer, alpha, iters_max, state: MetaState, key, window: Samples,
+                 start_params=None):
+    """Lines 4-14 of Algorithm 1 for one batch; returns the new state and the task losses [iters_max].
+    theta starts at ``model.init(key)``, or at one of the stacked models ``start_params`` [P, ...] picked
+    with ``key`` (warm-start meta-training: the loss learns how to adapt an already trained model)."""
     batch_a, batch_b = split_halves(window)
     value_and_grad = jax.value_and_grad(
         functools.partial(meta_objective, model, loss, alpha), has_aux=True
@@ -61,13 +64,20 @@ def batch_update(model, loss, meta_optimizer, alpha, iters_max, state: MetaState
         loss_params = optax.apply_updates(state.loss_params, updates)
         return (MetaState(loss_params, opt_state), jax.lax.stop_gradient(theta_new)), task_loss
 
-    (state, _), task_losses = jax.lax.scan(iteration, (state, model.init(key)), None, length=iters_max)
+    if start_params is None:
+        theta0 = model.init(key)
+    else:
+        count = jax.tree.leaves(start_params)[0].shape[0]
+        pick = jax.random.randint(key, (), 0, count)
+        theta0 = jax.tree.map(lambda a: a[pick], start_params)
+    (state, _), task_losses = jax.lax.scan(iteration, (state, theta0), None, length=iters_max)
     return state, task_losses
 
 
 def meta_epoch(model, loss, meta_optimizer, alpha, iters_max, batch_size, num_batches,
-               state: MetaState, key, samples: Samples, starts):
+               state: MetaState, key, samples: Samples, starts, start_params=None):
     """One epoch: ``num_batches`` random windows of ``batch_size`` consecutive samples.
+    ``start_params``: see :func:`batch_update`.
     Returns the new state and the mean task loss of each batch [num_batches]. Not jitted itself: the
     trainer closes over the static arguments, vmaps over seeds and jits the result."""
     pick_key, init_key = jax.random.split(key)
@@ -77,7 +87,8 @@ def meta_epoch(model, loss, meta_optimizer, alpha, iters_max, batch_size, num_ba
 
     def body(state, inputs):
         batch_key, window = inputs
-        state, task_losses = batch_update(model, loss, meta_optimizer, alpha, iters_max, state, batch_key, window)
+        state, task_losses = batch_update(model, loss, meta_optimizer, alpha, iters_max, state, batch_key, window,
+                                          start_params)
         return state, jnp.mean(task_losses)
 
     return jax.lax.scan(body, state, (keys, windows))

@@ -9,6 +9,13 @@ The loss kept at the end is, per seed, the one of the evaluation with the lowest
 (model selection on the training data only; the meta-test data is never used to choose). The
 meta-objective looks one step ahead of a model at most ``iters_max`` steps old, while a loss is used for
 hundreds of steps, and the 100-step evaluation can get worse while the meta-objective still improves.
+
+Warm start (``start='pretrained'``, beyond the paper): the loss is meta-trained for adapting models that
+are already trained, the practitioner's protocol. The meta-train trajectories are split alternately in
+two: ``pretrain_models`` networks are fitted offline (Adam on MSE) to the first half, and Algorithm 1
+starts each batch from one of them instead of a random theta, on windows of the *other* half. The loss
+thus learns how far to move a trained model on data it has not seen, which may be not at all. The
+evaluations start from the same pretrained models.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
+from fastadapt.adapt.pretrain import pretrain
 from fastadapt.adapt.runner import run_updates
 from fastadapt.checkpoint import load_pytree, save_pytree, write_json
 from fastadapt.data.batches import Normalizer, Samples, gather_windows, normalised_samples, window_starts
@@ -54,12 +62,18 @@ class MetaTrainConfig:
     eval_steps: int = 100
     eval_seeds: int = 5
     eval_points: int = 2048
+    start: str = "random"  # or "pretrained": warm-start meta-training (see the module docstring)
+    pretrain_models: int = 5
+    pretrain_steps: int = 3000
+    pretrain_rate: float = 1e-3
 
     def __post_init__(self):
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
         for name in ("batch_size", "iters_max", "epochs", "seeds", "eval_every", "eval_steps", "eval_seeds"):
             if getattr(self, name) < 1:
                 raise ValueError(f"config field '{name}' must be >= 1, got {getattr(self, name)}")
+        if self.start not in ("random", "pretrained"):
+            raise ValueError(f"unknown start '{self.start}', expected 'random' or 'pretrained'")
         if self.batch_size % 2:
             raise ValueError(f"batch_size must be even (it is split in halves A and B), got {self.batch_size}")
 
@@ -85,19 +99,22 @@ def _eval_set(samples: Samples, points: int, key) -> Samples:
 
 
 def learning_curves(model, loss, loss_params, key, samples: Samples, starts, steps: int, batch_size: int,
-                    alpha: float, seeds: int, eval_set: Samples):
-    """MSE on ``eval_set`` while fresh models train with ``loss``: [seeds, steps + 1] (step 0 = init)."""
+                    alpha: float, seeds: int, eval_set: Samples, init_params=None):
+    """MSE on ``eval_set`` while models train with ``loss``: [seeds, steps + 1] (step 0 = the start).
+    Models start fresh, or from the stacked ``init_params`` [P, ...] (seed i from model i mod P)."""
     keys = jax.random.split(key, seeds)
 
-    def one(k):
+    def one(k, index):
         init_key, pick_key = jax.random.split(k)
         chosen = jax.random.choice(pick_key, starts, (steps,))
         batches = gather_windows(samples, chosen, batch_size)
-        theta, scores = run_updates(model, loss, "sgd", alpha, loss_params, model.init(init_key), batches, eval_set)
+        theta0 = model.init(init_key) if init_params is None else jax.tree.map(lambda a: a[index], init_params)
+        theta, scores = run_updates(model, loss, "sgd", alpha, loss_params, theta0, batches, eval_set)
         final = jnp.mean(jnp.square(model.apply(theta, eval_set.x) - eval_set.y))
         return jnp.concatenate([scores, final[None]])
 
-    return jax.vmap(one)(keys)
+    count = 1 if init_params is None else jax.tree.leaves(init_params)[0].shape[0]
+    return jax.vmap(one)(keys, jnp.arange(seeds) % count)
 
 
 class MetaTrainer:
@@ -112,6 +129,9 @@ class MetaTrainer:
         self.normalizer = normalizer or Normalizer.fit(train)
         self.model = config.model(train.num_joints)
         self.meta_optimizer = make_meta_optimizer(config.meta_optimizer, config.eta)
+        self.start_params = None
+        if config.start == "pretrained":
+            train, self.start_params = self._warm_start_split(train)
         self.train = normalised_samples(train, self.normalizer)
         self.test = normalised_samples(test, self.normalizer)
         self.train_starts = jnp.asarray(window_starts(train, config.batch_size))
@@ -120,13 +140,24 @@ class MetaTrainer:
         self._epoch = jax.jit(jax.vmap(
             functools.partial(meta_epoch, self.model, self.loss, self.meta_optimizer, config.alpha,
                               config.iters_max, config.batch_size, self.num_batches),
-            in_axes=(0, 0, None, None),
+            in_axes=(0, 0, None, None, None),
         ))
         eval_key = jax.random.PRNGKey(config.seed + 10_000)
         self.eval_sets = {
             "meta-train": _eval_set(self.train, config.eval_points, eval_key),
             "meta-test": _eval_set(self.test, config.eval_points, eval_key),
         }
+
+    def _warm_start_split(self, train: Dataset):
+        """Pretrain on the even-indexed meta-train trajectories; meta-train on the odd-indexed ones."""
+        if len(train) < 2:
+            raise ValueError("warm-start meta-training (start='pretrained') needs at least 2 meta-train "
+                             f"trajectories (one to pretrain on, one to adapt on), got {len(train)}")
+        fit, adapt = train.take(range(0, len(train), 2)), train.take(range(1, len(train), 2))
+        c = self.config
+        params, _ = pretrain(self.model, normalised_samples(fit, self.normalizer), c.pretrain_models,
+                             c.pretrain_steps, c.pretrain_rate, c.batch_size, c.seed + 20_000)
+        return adapt, params
 
     # --- state ---------------------------------------------------------------------------------------
     def initial_state(self) -> tuple[MetaState, jnp.ndarray]:
@@ -140,7 +171,7 @@ class MetaTrainer:
         c = self.config
         return np.asarray(learning_curves(
             self.model, loss, loss_params, key, samples, starts, c.eval_steps, c.batch_size // 2,
-            c.alpha, c.eval_seeds, self.eval_sets[split],
+            c.alpha, c.eval_seeds, self.eval_sets[split], self.start_params,
         ))
 
     def evaluate(self, state: MetaState, epoch: int) -> dict:
@@ -184,7 +215,7 @@ class MetaTrainer:
                    disable=not progress, leave=False)
         for epoch in bar:
             epoch_keys = jax.vmap(lambda k: jax.random.fold_in(k, epoch))(keys)
-            state, task_losses = self._epoch(state, epoch_keys, self.train, self.train_starts)
+            state, task_losses = self._epoch(state, epoch_keys, self.train, self.train_starts, self.start_params)
             task_loss = np.asarray(task_losses).mean(1)
             history["epoch"].append(epoch + 1)
             history["task_loss"].append(task_loss.tolist())
