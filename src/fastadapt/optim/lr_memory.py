@@ -1,0 +1,211 @@
+"""Online memory of learning rates (Meier, Kappler & Schaal, "Online Learning of a Memory for Learning
+Rates", ICRA 2018) as an optax GradientTransformation.
+
+Parameters are split into groups k (one per layer by default). Group k owns a memory of M local constant
+models theta^k_m (learning rates) centred at c_m, evenly spaced in [-clip, clip], with squared-exponential
+activations over the 1-D space of a gradient coordinate z:
+
+    psi_m(z) = exp(-(z - c_m)^2 / (2 lambda^2)),   lambda = width * (c_{m+1} - c_m)
+
+At step t the incoming update u^t (the raw gradient for MetaGD, Adam's direction for "Adam with memory")
+is clipped to z^t = clip(u^t, -clip, clip) coordinate-wise, then
+
+  memory (eqs. 12-13, with z^t z^{t-1} clipped to [-1, 1] instead of its sign, Section III-D):
+    a^k_{m,d}  = clip(z^t_d z^{t-1}_d, -1, 1) psi_m(z^{t-1}_d)                 d over group k's D_k coordinates
+    g^k_m      = -(1 / D_k) sum_d a^k_{m,d}                                     (d eta_m / d theta_m = 1)
+    theta^k    = max(theta^k + memory_optimizer(g^k), min_rate)                 (SGD: theta + xi * mean_d a)
+
+  prediction (eq. 11) with the updated memory, and the step:
+    eta_d      = sum_m psi_m(z^t_d) theta^k_m / sum_m psi_m(z^t_d)
+    update_d   = -eta_d z^t_d                                                   (optax adds updates)
+
+Agreeing consecutive gradients (z^t z^{t-1} > 0) raise the rates of the local models near z^{t-1} (the
+gradient whose rate was just applied); flipping ones lower them. All local models start at eta_init;
+z^0 = 0, so the first step changes no memory. With ``memory_optimizer='sgd'`` this is MetaGD, with
+``'adam'`` MetaGDMemAdam (Adam with step xi on g).
+
+Sparse evaluation: a coordinate's activations are computed only for the ``2K + 1`` centres nearest to it,
+K = ceil(cutoff * width); the others are below exp(-cutoff^2 / 2) (3.7e-6 for cutoff = 5) and are
+treated as 0. This makes a step O(D K) instead of O(D M), which matters for M = 200 at 1 kHz.
+
+The memory's state (``LRMemoryState.rates`` [G, M] and the memory optimizer's state) can be saved, loaded
+and carried to a new task with :func:`transfer_memory`, where it keeps learning.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+
+@dataclasses.dataclass(frozen=True)
+class MemoryConfig:
+    """Hyperparameters of a learning-rate memory; defaults are the paper's online inverse-dynamics ones
+    (M = 200, memory rate 0.005, gradient clip 1.0)."""
+
+    eta_init: float = 1e-3
+    num_models: int = 200
+    clip: float = 1.0
+    memory_rate: float = 5e-3
+    memory_optimizer: str = "sgd"  # "sgd": MetaGD; "adam": MetaGDMemAdam
+    grouping: str = "layer"  # "layer" (leaves sharing a parent), "leaf", or "all"
+    width: float = 1.0  # lambda in units of the spacing between centres
+    cutoff: float = 5.0  # activations beyond cutoff * lambda are treated as 0
+    min_rate: float = 0.0
+
+    def __post_init__(self):
+        if self.num_models < 2:
+            raise ValueError(f"a memory needs num_models >= 2 local models, got {self.num_models}")
+        for name in ("clip", "width", "cutoff"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"memory {name} must be > 0, got {getattr(self, name)}")
+        if self.memory_optimizer not in MEMORY_OPTIMIZERS:
+            raise ValueError(f"unknown memory optimizer '{self.memory_optimizer}', expected one of {sorted(MEMORY_OPTIMIZERS)}")
+        if self.grouping not in GROUPINGS:
+            raise ValueError(f"unknown grouping '{self.grouping}', expected one of {sorted(GROUPINGS)}")
+
+    @property
+    def spacing(self) -> float:
+        return 2 * self.clip / (self.num_models - 1)
+
+    @property
+    def centres(self) -> jnp.ndarray:
+        return jnp.linspace(-self.clip, self.clip, self.num_models)
+
+    @property
+    def half_window(self) -> int:
+        return min(self.num_models, int(math.ceil(self.cutoff * self.width)))
+
+
+MEMORY_OPTIMIZERS: dict[str, Callable[[float], optax.GradientTransformation]] = {"sgd": optax.sgd, "adam": optax.adam}
+GROUPINGS = {
+    "layer": lambda path: tuple(path[:-1]) if len(path) > 1 else tuple(path),
+    "leaf": lambda path: tuple(path),
+    "all": lambda path: (),
+}
+
+
+class LRMemoryState(NamedTuple):
+    rates: jnp.ndarray  # [G, M] local learning rates theta^k_m
+    previous: Any  # z^{t-1}, a pytree like the parameters
+    memory_opt_state: Any
+    count: jnp.ndarray
+
+
+def group_index(tree, grouping: str) -> tuple[list[int], int]:
+    """For each leaf of ``tree`` (in flatten order) the index of its parameter group, and the number of
+    groups. Groups are numbered in order of first appearance."""
+    paths = [path for path, _ in jax.tree_util.tree_flatten_with_path(tree)[0]]
+    keys, index = {}, []
+    for path in paths:
+        key = GROUPINGS[grouping](path)
+        index.append(keys.setdefault(key, len(keys)))
+    return index, max(len(keys), 1)
+
+
+def _window(z, config: MemoryConfig):
+    """For flat z [D]: the indices [D, 2K+1] of the nearest centres and their activations psi."""
+    m, k = config.num_models, config.half_window
+    nearest = jnp.clip(jnp.round((z + config.clip) / config.spacing), 0, m - 1).astype(jnp.int32)
+    index = nearest[:, None] + jnp.arange(-k, k + 1, dtype=jnp.int32)[None, :]
+    valid = (index >= 0) & (index < m)
+    index = jnp.clip(index, 0, m - 1)
+    centre = -config.clip + index.astype(z.dtype) * config.spacing
+    lam = config.width * config.spacing
+    psi = jnp.where(valid, jnp.exp(-0.5 * jnp.square((z[:, None] - centre) / lam)), 0.0)
+    return index, psi
+
+
+def predict_rates(rates_row, z, config: MemoryConfig):
+    """eq. 11: eta(z) = sum_m psi_m(z) theta_m / sum_m psi_m(z) for every coordinate of z (any shape),
+    with one group's memory ``rates_row`` [M]; z is clipped to [-clip, clip] first."""
+    flat = jnp.clip(jnp.ravel(z), -config.clip, config.clip)
+    index, psi = _window(flat, config)
+    eta = jnp.sum(psi * rates_row[index], axis=1) / jnp.sum(psi, axis=1)
+    return eta.reshape(jnp.shape(z))
+
+
+def _memory_signal(z, previous, config: MemoryConfig):
+    """sum_d a_{m,d} for one leaf, as a vector [M] (eq. 12 summed over the leaf's coordinates)."""
+    flat_prev = jnp.ravel(previous)
+    agreement = jnp.clip(jnp.ravel(z) * flat_prev, -1.0, 1.0)
+    index, psi = _window(flat_prev, config)
+    return jnp.zeros(config.num_models, z.dtype).at[index].add(agreement[:, None] * psi)
+
+
+def lr_memory(config: MemoryConfig | None = None, **overrides) -> optax.GradientTransformation:
+    """The memory as the last transform of a chain: outputs -eta(z) * z (see the module docstring)."""
+    config = dataclasses.replace(config or MemoryConfig(), **overrides)
+    memory_optimizer = MEMORY_OPTIMIZERS[config.memory_optimizer](config.memory_rate)
+
+    def init_fn(params):
+        _, groups = group_index(params, config.grouping)
+        rates = jnp.full((groups, config.num_models), config.eta_init, jnp.float32)
+        previous = jax.tree.map(jnp.zeros_like, params)
+        return LRMemoryState(rates, previous, memory_optimizer.init(rates), jnp.zeros([], jnp.int32))
+
+    def update_fn(updates, state: LRMemoryState, params=None):
+        del params
+        index, groups = group_index(updates, config.grouping)
+        if state.rates.shape[0] != groups:
+            raise ValueError(f"the memory has {state.rates.shape[0]} parameter groups, these updates have {groups}")
+        leaves, treedef = jax.tree.flatten(updates)
+        previous = treedef.flatten_up_to(state.previous)
+        z = [jnp.clip(u, -config.clip, config.clip) for u in leaves]
+        signal = jnp.zeros_like(state.rates)
+        sizes = [0] * groups
+        for leaf_z, leaf_prev, g in zip(z, previous, index):
+            signal = signal.at[g].add(_memory_signal(leaf_z, leaf_prev, config).astype(signal.dtype))
+            sizes[g] += leaf_z.size
+        memory_grad = -signal / jnp.asarray(sizes, signal.dtype)[:, None]
+        memory_updates, memory_opt_state = memory_optimizer.update(memory_grad, state.memory_opt_state, state.rates)
+        rates = jnp.maximum(optax.apply_updates(state.rates, memory_updates), config.min_rate)
+        steps = [-(predict_rates(rates[g], leaf_z, config).astype(leaf_z.dtype)) * leaf_z for leaf_z, g in zip(z, index)]
+        new_state = LRMemoryState(rates, treedef.unflatten(z), memory_opt_state, state.count + 1)
+        return treedef.unflatten(steps), new_state
+
+    return optax.GradientTransformation(init_fn, update_fn)
+
+
+def metagd(config: MemoryConfig | None = None, **overrides) -> optax.GradientTransformation:
+    """MetaGD (memory updated by SGD) or, with memory_optimizer='adam', MetaGDMemAdam."""
+    return lr_memory(config, **overrides)
+
+
+def adam_with_memory(config: MemoryConfig | None = None, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8,
+                     **overrides) -> optax.GradientTransformation:
+    """Adam's direction m_hat / (sqrt(v_hat) + eps), scaled per coordinate by the memory."""
+    return optax.chain(optax.scale_by_adam(b1, b2, eps), lr_memory(config, **overrides))
+
+
+def _is_memory(node) -> bool:
+    return isinstance(node, LRMemoryState)
+
+
+def find_memory(opt_state) -> LRMemoryState:
+    """The (first) LRMemoryState inside an optimizer state, however it is chained."""
+    found = [n for n in jax.tree.leaves(opt_state, is_leaf=_is_memory) if _is_memory(n)]
+    if not found:
+        raise ValueError("this optimizer state holds no learning-rate memory")
+    return found[0]
+
+
+def transfer_memory(new_state, old):
+    """``new_state`` (freshly initialised for a new task) with the memory of ``old`` (an optimizer state
+    or an LRMemoryState): its rates and memory-optimizer state carry over, the previous gradient restarts
+    at 0 and everything else (e.g. Adam's moments) stays new. The memory keeps learning on the new task."""
+    source = old if _is_memory(old) else find_memory(old)
+
+    def swap(node):
+        if not _is_memory(node):
+            return node
+        if node.rates.shape != source.rates.shape:
+            raise ValueError(f"cannot transfer a memory of shape {source.rates.shape} (groups, models) into one of {node.rates.shape}")
+        return node._replace(rates=source.rates, memory_opt_state=source.memory_opt_state)
+
+    return jax.tree.map(swap, new_state, is_leaf=_is_memory)
