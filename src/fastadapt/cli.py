@@ -7,6 +7,7 @@
     fastadapt data convert IN OUT [--force]                  npz <-> csv
     fastadapt meta-train --train PATH --test PATH --out DIR [key=value ...]
     fastadapt adapt --loss LOSS.npz --stream PATH [--out DIR] [key=value ...]
+    fastadapt lrmem rosenbrock|digits|id-batch|id-online [--quick] [--out DIR] [key=value ...]
 """
 
 from __future__ import annotations
@@ -50,6 +51,23 @@ def cmd_pipeline(args, data: str) -> int:
     name = f"{'demo' if args.command == 'demo' else data}{'-quick' if args.quick else ''}"
     out = _run_directory(Path(args.out or Path("runs") / name), config_dict(config), args.force)
     run(config, out, progress=not args.no_progress)
+    return 0
+
+
+def cmd_lrmem(args) -> int:
+    from fastadapt.experiments.lrmem import experiment
+    from fastadapt.meta.trainer import config_dict
+
+    module = experiment(args.name)
+    config = module.Config()
+    if args.quick:
+        config = module.quick(config)
+    config = apply_overrides(config, args.overrides)
+    name = f"lrmem-{args.name}{'-quick' if args.quick else ''}"
+    out = _run_directory(Path(args.out or Path("runs") / name), config_dict(config), args.force)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text(json.dumps(config_dict(config), indent=2))
+    module.run(config, out, progress=not args.no_progress)
     return 0
 
 
@@ -190,12 +208,23 @@ def build_parser() -> argparse.ArgumentParser:
     adapt.add_argument("--force", action="store_true")
     adapt.add_argument("overrides", nargs="*", metavar="key=value")
 
-    sub.add_parser("keys", help="list the config keys of the pipeline")
+    lrmem = sub.add_parser("lrmem", help="the learning-rate memory experiments (Fig. 2-5, Table I)")
+    lrmem.add_argument("name", choices=["rosenbrock", "digits", "id-batch", "id-online"])
+    pipeline_args(lrmem)
+
+    keys = sub.add_parser("keys", help="list the config keys of the pipeline (or of an lrmem experiment)")
+    keys.add_argument("experiment", nargs="?", help="an lrmem experiment name")
     return parser
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    # key=value overrides may follow options (``lrmem NAME --quick steps=10``), which argparse leaves over
+    if extra and (not hasattr(args, "overrides") or any("=" not in item or item.startswith("-") for item in extra)):
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if extra:
+        args.overrides = list(args.overrides) + extra
     try:
         if args.command in ("demo", "run"):
             return cmd_pipeline(args, "sim" if args.command == "demo" else args.data)
@@ -205,7 +234,14 @@ def main(argv=None) -> int:
             return cmd_meta_train(args)
         if args.command == "adapt":
             return cmd_adapt(args)
+        if args.command == "lrmem":
+            return cmd_lrmem(args)
         if args.command == "keys":
+            if args.experiment:
+                from fastadapt.experiments.lrmem import experiment
+
+                print("\n".join(known_keys(experiment(args.experiment).Config())))
+                return 0
             from fastadapt.experiments.inverse_dynamics import PipelineConfig
 
             print("\n".join(known_keys(PipelineConfig())))

@@ -1,0 +1,24 @@
+"""Writing an lrmem experiment's results: metrics.json and a report.md section with its figures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastadapt.checkpoint import write_json
+
+
+def markdown_table(header: list[str], rows: list[list]) -> str:
+    fmt = lambda v: f"{v:.4g}" if isinstance(v, float) else str(v)
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def finish(directory: Path, title: str, metrics: dict, body: list[str], figures: list[Path], log=print) -> dict:
+    """Write ``metrics.json`` and ``report.md`` (title, body paragraphs/tables, figure links)."""
+    metrics = dict(metrics, figures=[f.name for f in figures])
+    write_json(directory / "metrics.json", metrics)
+    text = [f"## {title}", ""] + body + [""] + [f"![{f.stem}]({f.name})" for f in figures]
+    (directory / "report.md").write_text("\n".join(text) + "\n")
+    log(f"wrote {directory / 'report.md'}")
+    return metrics
