@@ -45,3 +45,27 @@ def test_adapter_rejects_bad_input(parts):
         adapter.predict([0, 0], [0, 0, 0], [0, 0, 0])
     with pytest.raises(DataError, match="tau holds NaN"):
         adapter.observe([0, 0, 0], [0, 0, 0], [0, 0, 0], [0, np.nan, 0])
+
+
+def test_adapter_with_a_learning_rate_memory_matches_the_runner_and_hands_on_its_memory(parts):
+    from fastadapt.adapt.runner import run_transform
+    from fastadapt.optim import MemoryConfig, find_memory, metagd, transfer_memory
+
+    model, norm, loss, phi, theta = parts
+    transform = metagd(MemoryConfig(eta_init=0.05, num_models=20, memory_rate=0.5))
+    adapter = Adapter(model, norm, theta, loss, phi, transform, batch_size=5)
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(15, 3 * J)).astype(np.float32)
+    y = rng.normal(size=(15, J)).astype(np.float32)
+    for i in range(15):
+        adapter.observe(x[i, :J], x[i, J:2 * J], x[i, 2 * J:], y[i])
+    batches = Samples(norm.inputs(jnp.asarray(x)).reshape(3, 5, -1), norm.targets(jnp.asarray(y)).reshape(3, 5, -1))
+    expected, state, _ = run_transform(model, loss, transform, phi, theta, transform.init(theta), batches)
+    for a, b in zip(jax.tree.leaves(adapter.params), jax.tree.leaves(expected)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    memory = find_memory(adapter.opt_state)
+    np.testing.assert_allclose(memory.rates, state.rates, rtol=1e-5)
+    assert memory.rates.shape == (2, 20)  # one memory per layer of the model
+    assert not np.allclose(memory.rates, 0.05)  # it learned
+    carried = Adapter(model, norm, theta, loss, phi, transform, opt_state=transfer_memory(transform.init(theta), memory))
+    np.testing.assert_array_equal(find_memory(carried.opt_state).rates, memory.rates)

@@ -33,7 +33,11 @@ from fastadapt.losses import make_loss
 
 class Adapter:
     def __init__(self, model, normalizer: Normalizer, params, loss=None, loss_params=None,
-                 optimizer: str = "sgd", learning_rate: float = 1e-3, batch_size: int = 5):
+                 optimizer="sgd", learning_rate: float = 1e-3, batch_size: int = 5, opt_state=None):
+        """``optimizer``: 'sgd' or 'adam' at ``learning_rate`` (run on the flat parameter vector), or any
+        optax GradientTransformation, e.g. a learning-rate memory (``fastadapt.optim.metagd``), which
+        sees the parameters as the model's pytree so that its parameter groups are the layers;
+        ``opt_state``: its starting state (e.g. a memory carried from an earlier task)."""
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         self.model, self.normalizer = model, normalizer
@@ -43,8 +47,13 @@ class Adapter:
         self.batch_size = batch_size
         flat_params, self._unravel = jax.flatten_util.ravel_pytree(params)
         flat_loss_params, unravel_loss = jax.flatten_util.ravel_pytree(self.loss_params)
-        opt = make_optimizer(optimizer, learning_rate)
-        self._flat, self._opt_state = flat_params, opt.init(flat_params)
+        on_tree = not isinstance(optimizer, str)
+        opt = optimizer if on_tree else make_optimizer(optimizer, learning_rate)
+        self._flat = flat_params
+        if opt_state is not None:
+            self._opt_state = opt_state
+        else:
+            self._opt_state = opt.init(self._unravel(flat_params) if on_tree else flat_params)
         self._flat_loss_params = flat_loss_params
         self._xy = np.zeros((batch_size, 4 * self.joints), np.float32)
         self._count = 0
@@ -58,6 +67,9 @@ class Adapter:
         def step(flat, opt_state, flat_loss, xy):
             batch = Samples(norm.inputs(xy[:, : 3 * joints]), norm.targets(xy[:, 3 * joints:]))
             grads = jax.grad(objective)(flat, flat_loss, batch)
+            if on_tree:
+                updates, opt_state = opt.update(unravel(grads), opt_state, unravel(flat))
+                return flat + jax.flatten_util.ravel_pytree(updates)[0], opt_state
             updates, opt_state = opt.update(grads, opt_state, flat)
             return flat + updates, opt_state
 
@@ -70,6 +82,11 @@ class Adapter:
     def wait(self) -> None:
         """Block until the last update has finished (``observe`` returns as soon as it is dispatched)."""
         jax.block_until_ready(self._flat)
+
+    @property
+    def opt_state(self):
+        """The optimizer's state (with a learning-rate memory: save it, or carry it to a new task)."""
+        return self._opt_state
 
     @property
     def params(self):

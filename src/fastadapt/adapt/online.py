@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from fastadapt.adapt.pretrain import pretrain
-from fastadapt.adapt.runner import run_updates, score_without_updates
+from fastadapt.adapt.runner import run_transform, run_updates, score_without_updates
 from fastadapt.data.batches import Samples, Stream
 
 
@@ -43,7 +43,7 @@ class Method:
     name: str
     loss: object
     loss_params: object
-    optimizer: str = "sgd"
+    optimizer: object = "sgd"  # 'sgd', 'adam' (at ``rate``) or an optax GradientTransformation
     rate: float = 1e-3
     start: str = "random"  # or "pretrained"; a method with rate 0 and start "pretrained" is not adapted
 
@@ -68,7 +68,12 @@ def online_scores(model, method: Method, starts, streams: Sequence[Stream]) -> n
     """Online MSE before each update: [trials, seeds, batches] (trials must share a stream length)."""
     per_trial = []
     for stream in streams:
-        if method.adapts:
+        if not isinstance(method.optimizer, str):
+            transform = method.optimizer
+            run = lambda theta: run_transform(
+                model, method.loss, transform, method.loss_params, theta, transform.init(theta), stream.batches
+            )[2]
+        elif method.adapts:
             run = lambda theta: run_updates(
                 model, method.loss, method.optimizer, method.rate, method.loss_params, theta, stream.batches
             )[1]

@@ -40,25 +40,43 @@ def loss_and_prediction(model, loss, loss_params, theta, batch: Samples):
     return loss.apply(loss_params, pred, batch.y, batch.state), pred
 
 
-@functools.partial(jax.jit, static_argnames=("model", "loss", "optimizer"))
-def run_updates(model, loss, optimizer: str, learning_rate, loss_params, theta0, batches: Samples,
-                eval_set: Samples | None = None):
-    """Returns (theta after the last update, scores [n] taken before each update)."""
-    opt = make_optimizer(optimizer, learning_rate)
+def scan_updates(model, loss, opt: optax.GradientTransformation, loss_params, theta0, opt_state0,
+                 batches: Samples, eval_set: Samples | None = None, per_joint: bool = False):
+    """The loop itself (not jitted): returns (theta, optimizer state, scores [n]), or with ``per_joint``
+    the squared error per joint [n, J] averaged over each batch."""
     grad_fn = jax.grad(functools.partial(loss_and_prediction, model, loss, loss_params), has_aux=True)
 
     def step(carry, batch):
         theta, opt_state = carry
         grads, pred = grad_fn(theta, batch)
-        if eval_set is None:
+        if per_joint:
+            score = jnp.mean(jnp.square(pred - batch.y), axis=0)
+        elif eval_set is None:
             score = mse(pred, batch.y)
         else:
             score = mse(model.apply(theta, eval_set.x), eval_set.y)
         updates, opt_state = opt.update(grads, opt_state, theta)
         return (optax.apply_updates(theta, updates), opt_state), score
 
-    (theta, _), scores = jax.lax.scan(step, (theta0, opt.init(theta0)), batches)
+    (theta, opt_state), scores = jax.lax.scan(step, (theta0, opt_state0), batches)
+    return theta, opt_state, scores
+
+
+@functools.partial(jax.jit, static_argnames=("model", "loss", "optimizer"))
+def run_updates(model, loss, optimizer: str, learning_rate, loss_params, theta0, batches: Samples,
+                eval_set: Samples | None = None):
+    """Returns (theta after the last update, scores [n] taken before each update)."""
+    opt = make_optimizer(optimizer, learning_rate)
+    theta, _, scores = scan_updates(model, loss, opt, loss_params, theta0, opt.init(theta0), batches, eval_set)
     return theta, scores
+
+
+@functools.partial(jax.jit, static_argnames=("model", "loss", "transform", "per_joint"))
+def run_transform(model, loss, transform: optax.GradientTransformation, loss_params, theta0, opt_state0,
+                  batches: Samples, per_joint: bool = False):
+    """``run_updates`` with any optax transform and an explicit optimizer state (e.g. a learning-rate
+    memory carried over from an earlier task). Returns (theta, optimizer state, scores [n] or [n, J])."""
+    return scan_updates(model, loss, transform, loss_params, theta0, opt_state0, batches, per_joint=per_joint)
 
 
 @functools.partial(jax.jit, static_argnames=("model",))

@@ -61,3 +61,28 @@ class InverseDynamicsMLP:
 
     def apply(self, params, x):
         return apply_mlp(params, x, self.activation)
+
+
+@dataclasses.dataclass(frozen=True)
+class PerJointMLP:
+    """One network per joint (the memory paper's inverse-dynamics model): tau_j = f_j(q, qd, qdd), each
+    f_j: 3J -> hidden -> 1 with ReLU. Parameters are a list (one entry per joint) of layer lists, so a
+    'layer' parameter group is one layer of one joint's network."""
+
+    num_joints: int
+    hidden: tuple[int, ...] = (100, 50, 10)
+    activation: str = "relu"
+
+    def __post_init__(self):
+        check_activation(self.activation)
+        object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
+
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        return (3 * self.num_joints, *self.hidden, 1)
+
+    def init(self, key) -> list[list[dict]]:
+        return [init_mlp(k, self.sizes) for k in jax.random.split(key, self.num_joints)]
+
+    def apply(self, params, x):
+        return jnp.concatenate([apply_mlp(net, x, self.activation) for net in params], axis=-1)

@@ -58,3 +58,64 @@ def rosenbrock_figure(path: Path, runs: dict, rates2, path1, memories1, snapshot
         ax.legend(fontsize=8)
     fig.tight_layout()
     return save_figure(fig, path)
+
+
+def online_figure(path: Path, curves: dict, tasks: list[str], config) -> Path:
+    """Fig. 5: online MSE of the reported joint along each task, GD and MetaGD, reload or not."""
+    fig, axes = plt.subplots(1, len(tasks), figsize=(5 * len(tasks), 3.8), sharey=True)
+    styles = {"noreload": "--", "reload": "-"}
+    for ax, task in zip(np.atleast_1d(axes), tasks):
+        for (t, method, reload), curve in curves.items():
+            if t != task or (task == tasks[0] and reload == "reload"):
+                continue
+            time_ms = np.arange(len(curve)) * config.batch_size * config.dt * 1000
+            color = "tab:green" if method == "GD" else "tab:blue"
+            ax.semilogy(time_ms, curve, styles[reload], color=color, label=f"{method} {reload}")
+        ax.set(title=f"lifting: {task}", xlabel="time (ms)")
+        ax.axvline(config.window_ms, color="k", lw=0.5, ls=":")
+        ax.legend(fontsize=8)
+    np.atleast_1d(axes)[0].set_ylabel("MSE before each update (Nm^2)")
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def batch_figure(path: Path, curves: dict, config) -> Path:
+    """Fig. 4: MSE of the reported joint against full-batch steps, task 1 then task 2."""
+    tasks = list(dict.fromkeys(task for task, _ in curves))
+    fig, axes = plt.subplots(1, len(tasks), figsize=(5.5 * len(tasks), 3.8), sharey=True)
+    for ax, task in zip(np.atleast_1d(axes), tasks):
+        for i, ((t, name), curve) in enumerate(curves.items()):
+            if t == task:
+                ax.semilogy(curve, color=f"C{i}", label=name)
+        ax.set(title=task, xlabel="full-batch step")
+        ax.legend(fontsize=8)
+    np.atleast_1d(axes)[0].set_ylabel("MSE (Nm^2)")
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def digits_figure(path: Path, curves: dict, tasks: list[str], sweep: dict, lstm_count, config) -> Path:
+    """Fig. 3: convergence on the task sequence (left) and iterations to the threshold vs rate (right)."""
+    fig, axes = plt.subplots(1, len(tasks) + 1, figsize=(4.6 * (len(tasks) + 1), 4))
+    names = list(dict.fromkeys(name for _, name in curves))
+    colors = {name: f"C{i % 10}" for i, name in enumerate(names)}
+    for ax, task in zip(axes, tasks):
+        for (t, name), curve in curves.items():
+            if t == task:
+                ax.semilogy(curve, color=colors[name], ls="--" if "carried" in name else "-", label=name, lw=1.2)
+        ax.axhline(config.threshold, color="k", lw=0.5, ls=":")
+        ax.set(title=f"task {task}", xlabel="iteration")
+    axes[0].set_ylabel("cross-entropy loss")
+    axes[0].legend(fontsize=6)
+    ax = axes[-1]
+    methods = list(dict.fromkeys(m for m, _ in sweep))
+    width = 0.8 / (len(methods) + (lstm_count is not None))
+    for i, method in enumerate(methods):
+        ax.bar(np.arange(len(config.etas)) + i * width, [sweep[(method, e)] for e in config.etas], width, label=method)
+    if lstm_count is not None:
+        ax.bar(np.arange(len(config.etas)) + len(methods) * width, [lstm_count] * len(config.etas), width, label="L2L LSTM")
+    ax.set_xticks(np.arange(len(config.etas)) + 0.4 - width / 2, [f"{e:g}" for e in config.etas])
+    ax.set(xlabel="initial learning rate", ylabel=f"iterations to loss < {config.threshold:g}", title=f"task {tasks[0]}")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return save_figure(fig, path)

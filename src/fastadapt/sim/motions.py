@@ -121,3 +121,84 @@ def pick_and_place_dataset(trials=(0, 1, 2), phase_duration: float = 3.0, dt: fl
     return result
 
 
+
+
+# --- the learning-rate memory paper's tasks (1 kHz) ----------------------------------------------------
+LIFT_PAYLOADS = {"no object": 0.0, "light": 0.3, "heavy": 1.5}  # kg
+LIFT_OBJECT = (0.55, 0.0)
+RECTANGLE_CENTRE = (0.5, 0.0, 0.45)
+RECTANGLE_SIZE = (0.2, 0.3)  # m: the two side lengths
+RECTANGLE_PAYLOAD = 1.0  # kg on the plant only: the controller's model is strongly perturbed
+
+
+def lifting_plan(sim: KukaSim, object_xy, duration: float, dt: float, payload: float, label: str) -> Plan:
+    """Lift an object held at the end effector from table height by LIFT_HEIGHT (minimum jerk)."""
+    x, y = object_xy
+    grasp = sim.inverse_kinematics((x, y, TABLE_HEIGHT))
+    lifted = sim.inverse_kinematics((x, y, TABLE_HEIGHT + LIFT_HEIGHT), rest=grasp)
+    return minimum_jerk(grasp, lifted, duration, dt, label=label, payload=payload)
+
+
+def lifting_datasets(trials: int = 10, duration: float = 3.5, dt: float = 1e-3, payloads=None,
+                     noise: bool = True, seed: int = 0, progress=None) -> dict[str, Dataset]:
+    """The sequential online tasks of the memory paper (Section IV-D.2): lifting with no, a light and a
+    heavy object, at 1 kHz. Per task a Dataset of ``trials`` trajectories; trial i lifts from an object
+    position jittered by up to 5 cm (the same for every task), with sensor noise if ``noise``."""
+    payloads = payloads or LIFT_PAYLOADS
+    rng = np.random.default_rng(seed)
+    offsets = rng.uniform(-0.05, 0.05, size=(trials, 2))
+    noise_rng = np.random.default_rng(seed + 1)
+    result = {}
+    with KukaSim(dt=dt) as sim:
+        for task, mass in payloads.items():
+            trajectories = []
+            for i in range(trials):
+                xy = (LIFT_OBJECT[0] + offsets[i, 0], LIFT_OBJECT[1] + offsets[i, 1])
+                plan = lifting_plan(sim, xy, duration, dt, mass, task)
+                sim.set_payload(mass)
+                sim.reset(plan.q[0])
+                traj, _ = sim.track(plan, source=f"sim lifting {task} trial {i}")
+                trajectories.append(add_sensor_noise(traj, noise_rng) if noise else traj)
+                if progress is not None:
+                    progress()
+            result[task] = Dataset(tuple(trajectories))
+    return result
+
+
+def rectangle_plans(sim: KukaSim, plane: str, points: int, dt: float) -> list[Plan]:
+    """The end effector around a rectangle (horizontal: x-y plane, vertical: x-z plane), corner to corner
+    by minimum-jerk joint motions, ``points`` samples in all."""
+    cx, cy, cz = RECTANGLE_CENTRE
+    a, b = RECTANGLE_SIZE[0] / 2, RECTANGLE_SIZE[1] / 2
+    if plane == "horizontal":
+        corners = [(cx - a, cy - b, cz), (cx + a, cy - b, cz), (cx + a, cy + b, cz), (cx - a, cy + b, cz)]
+    elif plane == "vertical":
+        corners = [(cx - a, cy, cz - b), (cx + a, cy, cz - b), (cx + a, cy, cz + b), (cx - a, cy, cz + b)]
+    else:
+        raise ValueError(f"unknown plane '{plane}', expected 'horizontal' or 'vertical'")
+    joints, rest = [], Q_REST
+    for corner in corners + corners[:1]:
+        rest = sim.inverse_kinematics(corner, rest=rest)
+        joints.append(rest)
+    side = points // 4
+    plans = []
+    for i in range(4):
+        steps = side if i < 3 else points - 3 * side
+        plans.append(minimum_jerk(joints[i], joints[i + 1], steps * dt, dt, label=f"{plane} side {i + 1}",
+                                  payload=RECTANGLE_PAYLOAD))
+    return plans
+
+
+def rectangle_dataset(plane: str, points: int = 10_000, dt: float = 1e-3) -> Dataset:
+    """The batch tasks of the memory paper (Section IV-D.1): one lap of a rectangle at 1 kHz, ``points``
+    samples, tracked with a controller whose model lacks the RECTANGLE_PAYLOAD the plant carries."""
+    with KukaSim(dt=dt) as sim:
+        plans = rectangle_plans(sim, plane, points, dt)
+        sim.set_payload(RECTANGLE_PAYLOAD)
+        sim.reset(plans[0].q[0])
+        t0, sides = 0.0, []
+        for plan in plans:
+            traj, t0 = sim.track(plan, t0=t0, source=f"sim rectangle {plane}")
+            sides.append(traj)
+    joined = {name: np.concatenate([getattr(side, name) for side in sides]) for name in ("t", "q", "qd", "qdd", "tau")}
+    return Dataset((dataclasses.replace(sides[0], **joined, phase=f"rectangle-{plane}"),))
