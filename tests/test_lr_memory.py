@@ -140,7 +140,7 @@ def test_transfer_carries_rates_to_a_new_task_and_rejects_other_shapes():
     old = _run(adam_with_memory(config), [{"x": jnp.full(3, 0.5)}] * 4, params)
     new = transfer_memory(adam_with_memory(config).init(params), old)
     np.testing.assert_array_equal(find_memory(new).rates, find_memory(old).rates)
-    np.testing.assert_array_equal(find_memory(new).previous["x"], jnp.zeros(3))
+    np.testing.assert_array_equal(find_memory(new).previous, jnp.zeros(3))
     assert int(new[0].count) == 0  # Adam's moments start afresh
     with pytest.raises(ValueError, match="cannot transfer a memory of shape"):
         transfer_memory(lr_memory(config).init({"x": jnp.zeros(3), "y": {"z": jnp.zeros(1)}}), old)

@@ -40,6 +40,7 @@ from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 
@@ -92,7 +93,7 @@ GROUPINGS = {
 
 class LRMemoryState(NamedTuple):
     rates: jnp.ndarray  # [G, M] local learning rates theta^k_m
-    previous: Any  # z^{t-1}, a pytree like the parameters
+    previous: jnp.ndarray  # z^{t-1}, all coordinates flattened in the parameters' leaf order [D]
     memory_opt_state: Any
     count: jnp.ndarray
 
@@ -108,34 +109,62 @@ def group_index(tree, grouping: str) -> tuple[list[int], int]:
     return index, max(len(keys), 1)
 
 
-def _window(z, config: MemoryConfig):
-    """For flat z [D]: the indices [D, 2K+1] of the nearest centres and their activations psi."""
+def _tables(config: MemoryConfig):
+    """Static [M, 2K+1] tables: the index of centre n + o for offsets o = -K..K, whether it exists, and
+    c_o = exp(-o^2 / (2 width^2))."""
     m, k = config.num_models, config.half_window
-    nearest = jnp.clip(jnp.round((z + config.clip) / config.spacing), 0, m - 1).astype(jnp.int32)
-    index = nearest[:, None] + jnp.arange(-k, k + 1, dtype=jnp.int32)[None, :]
-    valid = (index >= 0) & (index < m)
-    index = jnp.clip(index, 0, m - 1)
-    centre = -config.clip + index.astype(z.dtype) * config.spacing
-    lam = config.width * config.spacing
-    psi = jnp.where(valid, jnp.exp(-0.5 * jnp.square((z[:, None] - centre) / lam)), 0.0)
-    return index, psi
+    index = np.arange(m)[:, None] + np.arange(-k, k + 1)[None, :]
+    valid = ((index >= 0) & (index < m)).astype(np.float32)
+    scale = np.exp(-0.5 * np.arange(-k, k + 1) ** 2 / config.width**2).astype(np.float32)
+    return np.clip(index, 0, m - 1), valid, scale
+
+
+def _window(z, config: MemoryConfig):
+    """For flat clipped z [D]: the nearest centre n [D] and the activations psi [D, 2K+1] of the centres
+    n - K .. n + K (0 where a centre does not exist). With pos = (z + clip) / spacing, f = pos - n in
+    [-1/2, 1/2] and w = width:  psi_o = exp(-(f - o)^2 / 2w^2) = exp(-f^2 / 2w^2) e^(o f / w^2) c_o,
+    so two exponentials per coordinate and 2K multiplications give all 2K + 1 activations."""
+    m, k, w2 = config.num_models, config.half_window, config.width**2
+    _, valid, scale = _tables(config)
+    pos = (z + config.clip) / config.spacing
+    nearest = jnp.clip(jnp.round(pos), 0, m - 1).astype(jnp.int32)
+    f = pos - nearest
+    step = jnp.exp(f / w2)
+    current = jnp.exp(-0.5 * f * f / w2 - k * f / w2)
+    columns = []
+    for _ in range(2 * k + 1):
+        columns.append(current)
+        current = current * step
+    psi = jnp.stack(columns, axis=1) * jnp.asarray(scale) * jnp.asarray(valid)[nearest]
+    return nearest, psi
 
 
 def predict_rates(rates_row, z, config: MemoryConfig):
     """eq. 11: eta(z) = sum_m psi_m(z) theta_m / sum_m psi_m(z) for every coordinate of z (any shape),
     with one group's memory ``rates_row`` [M]; z is clipped to [-clip, clip] first."""
     flat = jnp.clip(jnp.ravel(z), -config.clip, config.clip)
-    index, psi = _window(flat, config)
-    eta = jnp.sum(psi * rates_row[index], axis=1) / jnp.sum(psi, axis=1)
+    nearest, psi = _window(flat, config)
+    index, _, _ = _tables(config)
+    eta = jnp.sum(psi * rates_row[index][nearest], axis=1) / jnp.sum(psi, axis=1)
     return eta.reshape(jnp.shape(z))
 
 
+def _shift_add(per_nearest, k: int):
+    """out[..., m] = sum_o per_nearest[..., m - o, k + o]: contributions binned by nearest centre, moved
+    to the centre they belong to. per_nearest [..., M, 2K+1] -> [..., M]."""
+    m = per_nearest.shape[-2]
+    pad = [(0, 0)] * (per_nearest.ndim - 2) + [(k, k), (0, 0)]
+    padded = jnp.pad(per_nearest, pad)
+    return sum(padded[..., k - o: k - o + m, k + o] for o in range(-k, k + 1))
+
+
 def _memory_signal(z, previous, config: MemoryConfig):
-    """sum_d a_{m,d} for one leaf, as a vector [M] (eq. 12 summed over the leaf's coordinates)."""
-    flat_prev = jnp.ravel(previous)
-    agreement = jnp.clip(jnp.ravel(z) * flat_prev, -1.0, 1.0)
-    index, psi = _window(flat_prev, config)
-    return jnp.zeros(config.num_models, z.dtype).at[index].add(agreement[:, None] * psi)
+    """sum_d a_{m,d} over the coordinates of one leaf, as a vector [M] (eq. 12): each coordinate's 2K+1
+    contributions are summed per nearest centre, then shifted to the centre they belong to."""
+    m, k = config.num_models, config.half_window
+    agreement = jnp.clip(z * previous, -1.0, 1.0)
+    nearest, psi = _window(previous, config)
+    return _shift_add(jax.ops.segment_sum(agreement[:, None] * psi, nearest, num_segments=m), k)
 
 
 def lr_memory(config: MemoryConfig | None = None, **overrides) -> optax.GradientTransformation:
@@ -146,8 +175,8 @@ def lr_memory(config: MemoryConfig | None = None, **overrides) -> optax.Gradient
     def init_fn(params):
         _, groups = group_index(params, config.grouping)
         rates = jnp.full((groups, config.num_models), config.eta_init, jnp.float32)
-        previous = jax.tree.map(jnp.zeros_like, params)
-        return LRMemoryState(rates, previous, memory_optimizer.init(rates), jnp.zeros([], jnp.int32))
+        size = sum(int(np.size(leaf)) for leaf in jax.tree.leaves(params))
+        return LRMemoryState(rates, jnp.zeros(size, jnp.float32), memory_optimizer.init(rates), jnp.zeros([], jnp.int32))
 
     def update_fn(updates, state: LRMemoryState, params=None):
         del params
@@ -155,19 +184,29 @@ def lr_memory(config: MemoryConfig | None = None, **overrides) -> optax.Gradient
         if state.rates.shape[0] != groups:
             raise ValueError(f"the memory has {state.rates.shape[0]} parameter groups, these updates have {groups}")
         leaves, treedef = jax.tree.flatten(updates)
-        previous = treedef.flatten_up_to(state.previous)
-        z = [jnp.clip(u, -config.clip, config.clip) for u in leaves]
+        sizes = [int(np.size(leaf)) for leaf in leaves]
+        if sum(sizes) != state.previous.shape[0]:
+            raise ValueError(f"the memory was made for {state.previous.shape[0]} parameters, these updates have {sum(sizes)}")
+        # leaf by leaf (measured faster on CPU than one pass over all coordinates with group offsets)
+        offsets = np.concatenate([[0], np.cumsum(sizes)])
+        z = [jnp.clip(jnp.ravel(u).astype(jnp.float32), -config.clip, config.clip) for u in leaves]
+        previous = [state.previous[offsets[i]:offsets[i + 1]] for i in range(len(leaves))]
         signal = jnp.zeros_like(state.rates)
-        sizes = [0] * groups
-        for leaf_z, leaf_prev, g in zip(z, previous, index):
-            signal = signal.at[g].add(_memory_signal(leaf_z, leaf_prev, config).astype(signal.dtype))
-            sizes[g] += leaf_z.size
-        memory_grad = -signal / jnp.asarray(sizes, signal.dtype)[:, None]
+        per_group = np.zeros(groups, np.float32)
+        for leaf_z, leaf_previous, g, size in zip(z, previous, index, sizes):
+            signal = signal.at[g].add(_memory_signal(leaf_z, leaf_previous, config))
+            per_group[g] += size
+        memory_grad = -signal / jnp.asarray(per_group)[:, None]
         memory_updates, memory_opt_state = memory_optimizer.update(memory_grad, state.memory_opt_state, state.rates)
         rates = jnp.maximum(optax.apply_updates(state.rates, memory_updates), config.min_rate)
-        steps = [-(predict_rates(rates[g], leaf_z, config).astype(leaf_z.dtype)) * leaf_z for leaf_z, g in zip(z, index)]
-        new_state = LRMemoryState(rates, treedef.unflatten(z), memory_opt_state, state.count + 1)
-        return treedef.unflatten(steps), new_state
+        table_index, _, _ = _tables(config)
+        out = []
+        for leaf, leaf_z, g in zip(leaves, z, index):
+            nearest, psi = _window(leaf_z, config)
+            eta = jnp.sum(psi * rates[g][table_index][nearest], axis=1) / jnp.sum(psi, axis=1)
+            out.append((-eta * leaf_z).reshape(np.shape(leaf)).astype(leaf.dtype))
+        z = jnp.concatenate(z)
+        return treedef.unflatten(out), LRMemoryState(rates, z, memory_opt_state, state.count + 1)
 
     return optax.GradientTransformation(init_fn, update_fn)
 
