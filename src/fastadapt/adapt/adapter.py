@@ -23,7 +23,6 @@ import jax
 import jax.flatten_util
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from fastadapt.adapt.runner import loss_and_prediction, make_optimizer
 from fastadapt.data.batches import Normalizer, Samples

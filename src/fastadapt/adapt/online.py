@@ -13,7 +13,6 @@ import dataclasses
 from typing import Sequence
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from fastadapt.adapt.pretrain import pretrain

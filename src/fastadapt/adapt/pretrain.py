@@ -11,7 +11,6 @@ The models run side by side under vmap; the same seed gives the same models.
 from __future__ import annotations
 
 import jax
-import jax.numpy as jnp
 
 from fastadapt.adapt.runner import mse, run_updates
 from fastadapt.data.batches import Samples

@@ -17,7 +17,7 @@ import numpy as np
 
 from fastadapt.data.derivatives import smoothed_derivative
 from fastadapt.data.trajectory import Dataset, Trajectory
-from fastadapt.sim.kuka import NUM_JOINTS, Q_REST, KukaSim, Plan
+from fastadapt.sim.kuka import Q_REST, KukaSim, Plan
 
 SINE_AMPLITUDE = np.array([0.8, 0.4, 0.8, 0.5, 0.8, 0.6, 0.8])
 SINE_FREQUENCIES = tuple(round(0.01 * k, 2) for k in range(1, 10))

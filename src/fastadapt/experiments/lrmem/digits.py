@@ -11,7 +11,6 @@ digits by default, or MNIST IDX files (``source=/path/to/mnist``).
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -20,7 +19,7 @@ from tqdm.auto import tqdm
 
 from fastadapt.data.digits import binary_task, load_digits
 from fastadapt.experiments.lrmem.common import optimizer
-from fastadapt.experiments.lrmem.output import finish, markdown_table
+from fastadapt.experiments.lrmem.output import finish, markdown_table, prepare, steps_to
 from fastadapt.models.digits import DigitNet, cross_entropy
 from fastadapt.optim import MemoryConfig, transfer_memory
 from fastadapt.optim.learned_lstm import LSTMOptimizerConfig, lstm_optimizer, train_lstm_optimizer
@@ -73,14 +72,9 @@ def make_optimizer(method: str, eta: float, config: Config):
     return optimizer(method, eta, memory, config.grad_clip)
 
 
-def iterations_to(losses, threshold) -> int | None:
-    below = np.nonzero(np.asarray(losses) < threshold)[0]
-    return int(below[0]) if below.size else None
-
 
 def run(config: Config, directory, progress: bool = True, log=print) -> dict:
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
+    directory = prepare(directory)
     digits = load_digits(config.source)
     tasks = []
     for a, b in _pairs(config):
@@ -126,16 +120,20 @@ def run(config: Config, directory, progress: bool = True, log=print) -> dict:
             for s in range(config.seeds):
                 params = net.init(jax.random.fold_in(jax.random.PRNGKey(config.seed + 1), s))
                 _, _, losses, _ = minimize(objective[first_task], params, transform, config.steps)
-                hit = iterations_to(losses, config.threshold)
+                hit = steps_to(losses, config.threshold)
                 counts.append(config.steps if hit is None else hit)
             sweep[(method, eta)] = float(np.mean(counts))
     lstm_hit = curves.get((first_task, "L2L LSTM (trained on this task)"))
-    lstm_count = None if lstm_hit is None else (iterations_to(lstm_hit, config.threshold) or config.steps)
+    lstm_count = None
+    if lstm_hit is not None:
+        lstm_count = steps_to(lstm_hit, config.threshold)
+        lstm_count = config.steps if lstm_count is None else lstm_count
 
     from fastadapt.report.lrmem_figures import digits_figure
 
     figure = digits_figure(directory / "fig3_digits.png", curves, [t[0] for t in tasks], sweep, lstm_count, config)
-    conv_rows = [[task, name, iterations_to(c, config.threshold) or f"> {config.steps}", float(c[-1])]
+    reached = lambda c: f"> {config.steps}" if steps_to(c, config.threshold) is None else steps_to(c, config.threshold)
+    conv_rows = [[task, name, reached(c), float(c[-1])]
                  for (task, name), c in curves.items()]
     sweep_rows = [[m, *[sweep[(m, e)] for e in config.etas]] for m in METHODS]
     if lstm_count is not None:

@@ -11,7 +11,6 @@ layer; these networks have no dropout.
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -20,7 +19,7 @@ from tqdm.auto import tqdm
 
 from fastadapt.data.batches import normalised_samples
 from fastadapt.experiments.lrmem.common import REPORT_JOINT, cached, optimizer, raw_torque_normalizer, summed_mse
-from fastadapt.experiments.lrmem.output import finish, markdown_table
+from fastadapt.experiments.lrmem.output import finish, markdown_table, prepare, steps_to
 from fastadapt.models.mlp import PerJointMLP
 from fastadapt.optim import MemoryConfig, transfer_memory
 from fastadapt.optim.loop import minimize
@@ -45,14 +44,9 @@ def quick(config: Config) -> Config:
     return dataclasses.replace(config, points=2000, steps=150, hidden=(32, 16, 8))
 
 
-def steps_to(curve, threshold) -> int | None:
-    below = np.nonzero(np.asarray(curve) < threshold)[0]
-    return int(below[0]) if below.size else None
-
 
 def run(config: Config, directory, progress: bool = True, log=print) -> dict:
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
+    directory = prepare(directory)
     planes = ("horizontal", "vertical")
     data = {plane: cached(directory / "data" / f"rectangle_{plane}_{config.points}.npz",
                           lambda plane=plane: motions.rectangle_dataset(plane, config.points, config.dt))

@@ -23,7 +23,7 @@ from fastadapt.data.batches import sequential_stream
 from fastadapt.experiments.lrmem.common import (
     REPORT_JOINT, cached, first_window_mean, optimizer, raw_torque_normalizer, summed_mse,
 )
-from fastadapt.experiments.lrmem.output import finish, markdown_table
+from fastadapt.experiments.lrmem.output import finish, markdown_table, prepare
 from fastadapt.models.mlp import PerJointMLP
 from fastadapt.optim import MemoryConfig, transfer_memory
 from fastadapt.sim import motions
@@ -97,8 +97,7 @@ def run_protocol(config: Config, model, loss, loss_params, streams: dict, method
 
 
 def run(config: Config, directory, progress: bool = True, log=print) -> dict:
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
+    directory = prepare(directory)
     log(f"lifting tasks at {1 / config.dt:.0f} Hz, {config.trials} trials, batches of {config.batch_size}")
     tasks = load_tasks(config, directory, progress)
     first = next(iter(tasks.values()))

@@ -4,7 +4,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from fastadapt.checkpoint import write_json
+
+
+def steps_to(values, threshold) -> int | None:
+    """The first step whose value is below ``threshold`` (None if none is)."""
+    below = np.nonzero(np.asarray(values) < threshold)[0]
+    return int(below[0]) if below.size else None
+
+
+def prepare(directory) -> Path:
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
 
 
 def markdown_table(header: list[str], rows: list[list]) -> str:

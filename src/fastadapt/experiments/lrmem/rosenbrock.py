@@ -10,13 +10,12 @@ the paths, the rates applied per dimension and three snapshots of the y-memory d
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 import jax.numpy as jnp
 import numpy as np
 import optax
 
-from fastadapt.experiments.lrmem.output import finish, markdown_table
+from fastadapt.experiments.lrmem.output import finish, markdown_table, prepare, steps_to
 from fastadapt.optim import MemoryConfig, lr_memory, transfer_memory
 from fastadapt.optim.loop import minimize
 
@@ -58,14 +57,9 @@ def _path_rates_memory(clip: float):
     return trace
 
 
-def steps_to(losses, threshold) -> int | None:
-    below = np.nonzero(np.asarray(losses) < threshold)[0]
-    return int(below[0]) if below.size else None
-
 
 def run(config: Config, directory, progress: bool = True, log=print) -> dict:
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
+    directory = prepare(directory)
     start = {"x": jnp.asarray(config.start_x, jnp.float32), "y": jnp.asarray(config.start_y, jnp.float32)}
     memory = MemoryConfig(eta_init=config.eta, num_models=config.num_models, clip=config.clip,
                           memory_rate=config.memory_rate, grouping="leaf")
