@@ -97,8 +97,9 @@ def batch_figure(path: Path, curves: dict, config) -> Path:
 def digits_figure(path: Path, curves: dict, tasks: list[str], sweep: dict, lstm_count, config) -> Path:
     """Fig. 3: convergence on the task sequence (left) and iterations to the threshold vs rate (right)."""
     fig, axes = plt.subplots(1, len(tasks) + 1, figsize=(4.6 * (len(tasks) + 1), 4))
-    names = list(dict.fromkeys(name for _, name in curves))
-    colors = {name: f"C{i % 10}" for i, name in enumerate(names)}
+    method_of = lambda name: name.replace(" carried memory", "").replace(" new memory", "")
+    methods_seen = list(dict.fromkeys(method_of(name) for _, name in curves))
+    colors = {name: f"C{methods_seen.index(method_of(name)) % 10}" for _, name in curves}
     for ax, task in zip(axes, tasks):
         for (t, name), curve in curves.items():
             if t == task:
@@ -106,7 +107,7 @@ def digits_figure(path: Path, curves: dict, tasks: list[str], sweep: dict, lstm_
         ax.axhline(config.threshold, color="k", lw=0.5, ls=":")
         ax.set(title=f"task {task}", xlabel="iteration")
     axes[0].set_ylabel("cross-entropy loss")
-    axes[0].legend(fontsize=6)
+    axes[min(1, len(tasks) - 1)].legend(fontsize=6, title="dashed: memory carried from the previous task", title_fontsize=6)
     ax = axes[-1]
     methods = list(dict.fromkeys(m for m, _ in sweep))
     width = 0.8 / (len(methods) + (lstm_count is not None))
