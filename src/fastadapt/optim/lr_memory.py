@@ -26,7 +26,8 @@ z^0 = 0, so the first step changes no memory. With ``memory_optimizer='sgd'`` th
 
 Sparse evaluation: a coordinate's activations are computed only for the ``2K + 1`` centres nearest to it,
 K = ceil(cutoff * width); the others are below exp(-cutoff^2 / 2) (3.7e-6 for cutoff = 5) and are
-treated as 0. This makes a step O(D K) instead of O(D M), which matters for M = 200 at 1 kHz.
+treated as 0. This makes a step O(D K) instead of O(D M), which matters for M = 200 at 1 kHz. The
+parameters are processed leaf by leaf (measured faster on CPU than one pass over all coordinates).
 
 The memory's state (``LRMemoryState.rates`` [G, M] and the memory optimizer's state) can be saved, loaded
 and carried to a new task with :func:`transfer_memory`, where it keeps learning.
@@ -109,62 +110,49 @@ def group_index(tree, grouping: str) -> tuple[list[int], int]:
     return index, max(len(keys), 1)
 
 
-def _tables(config: MemoryConfig):
-    """Static [M, 2K+1] tables: the index of centre n + o for offsets o = -K..K, whether it exists, and
-    c_o = exp(-o^2 / (2 width^2))."""
-    m, k = config.num_models, config.half_window
-    index = np.arange(m)[:, None] + np.arange(-k, k + 1)[None, :]
-    valid = ((index >= 0) & (index < m)).astype(np.float32)
-    scale = np.exp(-0.5 * np.arange(-k, k + 1) ** 2 / config.width**2).astype(np.float32)
-    return np.clip(index, 0, m - 1), valid, scale
-
-
-def _window(z, config: MemoryConfig):
-    """For flat clipped z [D]: the nearest centre n [D] and the activations psi [D, 2K+1] of the centres
-    n - K .. n + K (0 where a centre does not exist). With pos = (z + clip) / spacing, f = pos - n in
-    [-1/2, 1/2] and w = width:  psi_o = exp(-(f - o)^2 / 2w^2) = exp(-f^2 / 2w^2) e^(o f / w^2) c_o,
-    so two exponentials per coordinate and 2K multiplications give all 2K + 1 activations."""
-    m, k, w2 = config.num_models, config.half_window, config.width**2
-    _, valid, scale = _tables(config)
+def _nearest(z, config: MemoryConfig):
+    """For flat clipped z [D]: the nearest centre n [D] and f = (z + clip) / spacing - n in [-1/2, 1/2]."""
     pos = (z + config.clip) / config.spacing
-    nearest = jnp.clip(jnp.round(pos), 0, m - 1).astype(jnp.int32)
-    f = pos - nearest
-    step = jnp.exp(f / w2)
-    current = jnp.exp(-0.5 * f * f / w2 - k * f / w2)
-    columns = []
-    for _ in range(2 * k + 1):
-        columns.append(current)
-        current = current * step
-    psi = jnp.stack(columns, axis=1) * jnp.asarray(scale) * jnp.asarray(valid)[nearest]
-    return nearest, psi
+    nearest = jnp.clip(jnp.round(pos), 0, config.num_models - 1).astype(jnp.int32)
+    return nearest, pos - nearest
+
+
+def _neighbours(z, config: MemoryConfig):
+    """For o = -K..K: the index n + o [D] of that neighbouring centre (clamped) and its activation
+    psi_{n+o}(z) = exp(-(f - o)^2 / 2 width^2) [D] (0 where the centre does not exist). One [D] vector
+    per offset: XLA fuses each into the reduction that consumes it, where a [D, 2K+1] array would be
+    written to memory first (measured 2-5x slower on CPU)."""
+    m, k, w = config.num_models, config.half_window, config.width
+    nearest, f = _nearest(z, config)
+    for o in range(-k, k + 1):
+        index = nearest + o
+        inside = (index >= 0) & (index < m)
+        yield jnp.clip(index, 0, m - 1), jnp.where(inside, jnp.exp(-0.5 * jnp.square((f - o) / w)), 0.0)
+
+
+def _predict_flat(rates_row, z, config: MemoryConfig):
+    """eq. 11 for flat clipped z [D] with one memory [M]."""
+    numerator, denominator = jnp.zeros_like(z), jnp.zeros_like(z)
+    for index, psi in _neighbours(z, config):
+        numerator = numerator + psi * rates_row[index]
+        denominator = denominator + psi
+    return numerator / denominator
 
 
 def predict_rates(rates_row, z, config: MemoryConfig):
     """eq. 11: eta(z) = sum_m psi_m(z) theta_m / sum_m psi_m(z) for every coordinate of z (any shape),
     with one group's memory ``rates_row`` [M]; z is clipped to [-clip, clip] first."""
-    flat = jnp.clip(jnp.ravel(z), -config.clip, config.clip)
-    nearest, psi = _window(flat, config)
-    index, _, _ = _tables(config)
-    eta = jnp.sum(psi * rates_row[index][nearest], axis=1) / jnp.sum(psi, axis=1)
-    return eta.reshape(jnp.shape(z))
-
-
-def _shift_add(per_nearest, k: int):
-    """out[..., m] = sum_o per_nearest[..., m - o, k + o]: contributions binned by nearest centre, moved
-    to the centre they belong to. per_nearest [..., M, 2K+1] -> [..., M]."""
-    m = per_nearest.shape[-2]
-    pad = [(0, 0)] * (per_nearest.ndim - 2) + [(k, k), (0, 0)]
-    padded = jnp.pad(per_nearest, pad)
-    return sum(padded[..., k - o: k - o + m, k + o] for o in range(-k, k + 1))
+    flat = jnp.clip(jnp.ravel(z), -config.clip, config.clip).astype(jnp.float32)
+    return _predict_flat(rates_row, flat, config).reshape(jnp.shape(z))
 
 
 def _memory_signal(z, previous, config: MemoryConfig):
-    """sum_d a_{m,d} over the coordinates of one leaf, as a vector [M] (eq. 12): each coordinate's 2K+1
-    contributions are summed per nearest centre, then shifted to the centre they belong to."""
-    m, k = config.num_models, config.half_window
+    """sum_d a_{m,d} over the coordinates of one leaf, as a vector [M] (eq. 12)."""
     agreement = jnp.clip(z * previous, -1.0, 1.0)
-    nearest, psi = _window(previous, config)
-    return _shift_add(jax.ops.segment_sum(agreement[:, None] * psi, nearest, num_segments=m), k)
+    signal = jnp.zeros(config.num_models, z.dtype)
+    for index, psi in _neighbours(previous, config):
+        signal = signal + jax.ops.segment_sum(agreement * psi, index, num_segments=config.num_models)
+    return signal
 
 
 def lr_memory(config: MemoryConfig | None = None, **overrides) -> optax.GradientTransformation:
@@ -199,11 +187,9 @@ def lr_memory(config: MemoryConfig | None = None, **overrides) -> optax.Gradient
         memory_grad = -signal / jnp.asarray(per_group)[:, None]
         memory_updates, memory_opt_state = memory_optimizer.update(memory_grad, state.memory_opt_state, state.rates)
         rates = jnp.maximum(optax.apply_updates(state.rates, memory_updates), config.min_rate)
-        table_index, _, _ = _tables(config)
         out = []
         for leaf, leaf_z, g in zip(leaves, z, index):
-            nearest, psi = _window(leaf_z, config)
-            eta = jnp.sum(psi * rates[g][table_index][nearest], axis=1) / jnp.sum(psi, axis=1)
+            eta = _predict_flat(rates[g], leaf_z, config)
             out.append((-eta * leaf_z).reshape(np.shape(leaf)).astype(leaf.dtype))
         z = jnp.concatenate(z)
         return treedef.unflatten(out), LRMemoryState(rates, z, memory_opt_state, state.count + 1)
