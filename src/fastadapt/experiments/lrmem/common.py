@@ -31,6 +31,10 @@ def summed_mse(joints: int):
     return loss, loss.init(None)
 
 
+METHODS = ("GD", "MetaGD", "MetaGDMemAdam", "Adam", "Adam+memory")
+MEMORY_METHODS = ("MetaGD", "MetaGDMemAdam", "Adam+memory")  # the ones whose state holds a memory
+
+
 def optimizer(method: str, eta: float, memory: MemoryConfig, grad_clip: float) -> optax.GradientTransformation:
     """GD (clipped gradient, fixed rate), MetaGD, MetaGDMemAdam, Adam, or Adam with memory."""
     clip = optax.clip(grad_clip)
@@ -44,16 +48,14 @@ def optimizer(method: str, eta: float, memory: MemoryConfig, grad_clip: float) -
         return optax.chain(clip, optax.adam(eta))
     if method == "Adam+memory":
         return optax.chain(clip, adam_with_memory(memory, eta_init=eta))
-    raise ValueError(f"unknown method '{method}', expected GD, MetaGD, MetaGDMemAdam, Adam or Adam+memory")
+    raise ValueError(f"unknown method '{method}', expected one of {', '.join(METHODS)}")
 
 
 def cached(path, make):
-    """Load a dataset from ``path`` or make and save it there."""
-    if path.exists():
-        return load(path)
-    dataset = make()
-    save(dataset, path, overwrite=True)
-    return dataset
+    """Load a dataset from ``path``, or make it with ``make()`` and save it there first."""
+    if not path.exists():
+        save(make(), path, overwrite=True)
+    return load(path)
 
 
 def first_window_mean(scores: np.ndarray, batches: int) -> float:

@@ -18,15 +18,13 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from fastadapt.data.digits import binary_task, load_digits
-from fastadapt.experiments.lrmem.common import optimizer
+from fastadapt.experiments.lrmem.common import MEMORY_METHODS, METHODS, optimizer
 from fastadapt.experiments.lrmem.output import finish, markdown_table, prepare, steps_to
 from fastadapt.models.digits import DigitNet, cross_entropy
 from fastadapt.optim import MemoryConfig, transfer_memory
 from fastadapt.optim.learned_lstm import LSTMOptimizerConfig, lstm_optimizer, train_lstm_optimizer
 from fastadapt.optim.loop import minimize
 
-METHODS = ("GD", "MetaGD", "MetaGDMemAdam", "Adam", "Adam+memory")
-MEMORY_METHODS = ("MetaGD", "MetaGDMemAdam", "Adam+memory")
 
 
 @dataclasses.dataclass(frozen=True)

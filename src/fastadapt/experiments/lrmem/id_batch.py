@@ -59,10 +59,14 @@ def run(config: Config, directory, progress: bool = True, log=print) -> dict:
     memory = MemoryConfig(num_models=config.num_models, memory_rate=config.memory_rate, clip=config.grad_clip)
     keys = jax.random.split(jax.random.PRNGKey(config.seed), 2)
 
-    def objective_and_trace(s):
-        objective = lambda p: loss.apply(loss_params, model.apply(p, s.x), s.y)
-        trace = lambda p, g, u, st: jnp.mean(jnp.square(model.apply(p, s.x)[:, REPORT_JOINT] - s.y[:, REPORT_JOINT]))
-        return objective, trace
+    def objective(s):
+        """(summed per-joint MSE, the reported joint's MSE) from one forward pass."""
+
+        def value(p):
+            pred = model.apply(p, s.x)
+            return loss.apply(loss_params, pred, s.y), jnp.mean(jnp.square(pred[:, REPORT_JOINT] - s.y[:, REPORT_JOINT]))
+
+        return value
 
     curves, states = {}, {}
     plan = [("task 1 (horizontal)", "horizontal", "GD", None), ("task 1 (horizontal)", "horizontal", "MetaGD", None),
@@ -75,8 +79,7 @@ def run(config: Config, directory, progress: bool = True, log=print) -> dict:
         state = transform.init(params)
         if reuse:
             state = transfer_memory(state, states[("task 1 (horizontal)", "MetaGD")])
-        objective, trace = objective_and_trace(samples[plane])
-        _, state, _, joint_mse = minimize(objective, params, transform, config.steps, state, trace_fn=trace)
+        _, state, _, joint_mse = minimize(objective(samples[plane]), params, transform, config.steps, state, has_aux=True)
         name = f"{method}" + (f" ({reuse})" if reuse else (" (new memory)" if method == "MetaGD" else ""))
         curves[(task, name)] = np.asarray(joint_mse)
         states[(task, method)] = state

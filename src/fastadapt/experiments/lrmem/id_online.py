@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from fastadapt.adapt.runner import run_transform
 from fastadapt.data.batches import sequential_stream
 from fastadapt.experiments.lrmem.common import (
-    REPORT_JOINT, cached, first_window_mean, optimizer, raw_torque_normalizer, summed_mse,
+    MEMORY_METHODS, REPORT_JOINT, cached, first_window_mean, optimizer, raw_torque_normalizer, summed_mse,
 )
 from fastadapt.experiments.lrmem.output import finish, markdown_table, prepare
 from fastadapt.models.mlp import PerJointMLP
@@ -61,16 +61,20 @@ def quick(config: Config) -> Config:
 
 
 def load_tasks(config: Config, directory: Path, progress: bool) -> dict:
+    """The three lifting tasks, simulated once and cached in the run directory."""
     names = list(motions.LIFT_PAYLOADS)
     paths = {name: directory / "data" / f"lifting_{name.replace(' ', '_')}.npz" for name in names}
-    if not all(p.exists() for p in paths.values()):
-        bar = tqdm(total=len(names) * config.trials, desc="simulate lifting", disable=not progress, leave=False)
-        made = motions.lifting_datasets(config.trials, config.duration, config.dt, noise=config.noise,
-                                        seed=config.seed, progress=bar.update)
-        bar.close()
-        for name in names:
-            cached(paths[name], lambda: made[name])
-    return {name: cached(paths[name], None) for name in names}
+    made = {}
+
+    def simulate(name):
+        if not made:  # all tasks in one simulator session, the first time one is missing
+            bar = tqdm(total=len(names) * config.trials, desc="simulate lifting", disable=not progress, leave=False)
+            made.update(motions.lifting_datasets(config.trials, config.duration, config.dt, noise=config.noise,
+                                                 seed=config.seed, progress=bar.update))
+            bar.close()
+        return made[name]
+
+    return {name: cached(paths[name], lambda name=name: simulate(name)) for name in names}
 
 
 def run_protocol(config: Config, model, loss, loss_params, streams: dict, method: str, eta: float, keys):
@@ -89,7 +93,7 @@ def run_protocol(config: Config, model, loss, loss_params, streams: dict, method
             results[(task, "reload")] = results[(task, "noreload")]
             carried = (theta, state)
             continue
-        start_state = transfer_memory(fresh_state, carried[1]) if "Meta" in method or "memory" in method else fresh_state
+        start_state = transfer_memory(fresh_state, carried[1]) if method in MEMORY_METHODS else fresh_state
         theta, state, scores = play(carried[0], start_state, batches)
         results[(task, "reload")] = np.asarray(scores)
         carried = (theta, state)
