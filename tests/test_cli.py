@@ -20,6 +20,7 @@ def test_overrides_parse_by_type():
     ("epochs", "'epochs': expected key=value"),
     ("losses=l1", "unknown learned loss 'l1'"),
     ("meta=3", "'meta' is a group"),
+    ("online.alpha=nan", "'online.alpha=nan': expected a finite number"),
 ])
 def test_bad_overrides(item, message):
     with pytest.raises(ConfigError, match=message):
@@ -31,6 +32,13 @@ def test_cli_reports_errors_without_traceback(tmp_path, capsys):
     assert "fastadapt: error: data file not found" in capsys.readouterr().err
     assert main(["demo", "--out", str(tmp_path / "r"), "meta.epochz=1"]) == 2
     assert "unknown config key 'meta.epochz'" in capsys.readouterr().err
+
+
+def test_a_run_that_fails_before_producing_anything_leaves_no_directory(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["run", "schunk", "--out", str(out), f"schunk_path={tmp_path / 'missing.npz'}"]) == 2
+    assert "data file not found" in capsys.readouterr().err
+    assert not out.exists()  # so the corrected command does not meet a stale config.json
 
 
 def test_cli_refuses_foreign_directory(tmp_path, capsys):

@@ -151,6 +151,7 @@ def test_transfer_carries_rates_to_a_new_task_and_rejects_other_shapes():
 @pytest.mark.parametrize("field,value,message", [
     ("num_models", 1, "num_models >= 2"), ("clip", 0.0, "clip must be > 0"),
     ("memory_optimizer", "rmsprop", "unknown memory optimizer 'rmsprop'"), ("grouping", "row", "unknown grouping 'row'"),
+    ("memory_rate", float("nan"), "memory_rate must be finite and >= 0, got nan"), ("eta_init", -1.0, "eta_init must be"),
 ])
 def test_bad_memory_config_is_refused(field, value, message):
     with pytest.raises(ValueError, match=message):

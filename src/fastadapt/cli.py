@@ -40,6 +40,24 @@ def _run_directory(out: Path, config_json: dict, force: bool) -> Path:
     return out
 
 
+class _RunDirectory:
+    """Around a run: if it fails before producing anything, a run directory it created is removed again
+    (so that fixing the config and re-running does not meet a stale config.json)."""
+
+    def __init__(self, out: Path):
+        self.out, self.existed = out, out.exists()
+
+    def __enter__(self):
+        return self.out
+
+    def __exit__(self, kind, error, traceback):
+        if kind is not None and not self.existed and self.out.exists():
+            contents = {p.name for p in self.out.iterdir()}
+            if contents <= {"config.json"}:
+                shutil.rmtree(self.out)
+        return False
+
+
 def cmd_pipeline(args, data: str) -> int:
     from fastadapt.experiments.inverse_dynamics import PipelineConfig, quick, run
     from fastadapt.meta.trainer import config_dict
@@ -50,7 +68,8 @@ def cmd_pipeline(args, data: str) -> int:
     config = apply_overrides(config, args.overrides)
     name = f"{'demo' if args.command == 'demo' else data}{'-quick' if args.quick else ''}"
     out = _run_directory(Path(args.out or Path("runs") / name), config_dict(config), args.force)
-    run(config, out, progress=not args.no_progress)
+    with _RunDirectory(out):
+        run(config, out, progress=not args.no_progress)
     return 0
 
 
@@ -65,9 +84,10 @@ def cmd_lrmem(args) -> int:
     config = apply_overrides(config, args.overrides)
     name = f"lrmem-{args.name}{'-quick' if args.quick else ''}"
     out = _run_directory(Path(args.out or Path("runs") / name), config_dict(config), args.force)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(config_dict(config), indent=2))
-    module.run(config, out, progress=not args.no_progress)
+    with _RunDirectory(out):
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "config.json").write_text(json.dumps(config_dict(config), indent=2))
+        module.run(config, out, progress=not args.no_progress)
     return 0
 
 

@@ -7,6 +7,7 @@ comma-separated (``losses=structured,state-dependent``, ``meta.hidden=128,128``)
 from __future__ import annotations
 
 import dataclasses
+import math
 import typing
 
 _BOOLS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
@@ -29,9 +30,13 @@ def _parse(text: str, kind, key: str):
         if kind is bool:
             return _BOOLS[text.lower()]
         if kind in (int, float, str):
-            return kind(text)
+            value = kind(text)
     except (KeyError, ValueError):
         raise ConfigError(f"'{key}={text}': expected a value of type {kind.__name__}") from None
+    if kind in (int, float, str):
+        if kind is float and not math.isfinite(value):
+            raise ConfigError(f"'{key}={text}': expected a finite number")
+        return value
     raise ConfigError(f"'{key}': cannot be set from the command line")
 
 

@@ -64,8 +64,11 @@ class MemoryConfig:
         if self.num_models < 2:
             raise ValueError(f"a memory needs num_models >= 2 local models, got {self.num_models}")
         for name in ("clip", "width", "cutoff"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"memory {name} must be > 0, got {getattr(self, name)}")
+            if not getattr(self, name) > 0 or not math.isfinite(getattr(self, name)):
+                raise ValueError(f"memory {name} must be > 0 and finite, got {getattr(self, name)}")
+        for name in ("eta_init", "memory_rate", "min_rate"):
+            if not getattr(self, name) >= 0 or not math.isfinite(getattr(self, name)):
+                raise ValueError(f"memory {name} must be finite and >= 0, got {getattr(self, name)}")
         if self.memory_optimizer not in MEMORY_OPTIMIZERS:
             raise ValueError(f"unknown memory optimizer '{self.memory_optimizer}', expected one of {sorted(MEMORY_OPTIMIZERS)}")
         if self.grouping not in GROUPINGS:
