@@ -13,80 +13,62 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
-import json
-import shutil
 import sys
 from pathlib import Path
 
-from fastadapt.data.trajectory import DataError
+from fastadapt.checkpoint import CheckpointError
+from fastadapt.data.trajectory import DataError, Limits
 from fastadapt.experiments.config import ConfigError, apply_overrides, known_keys
+from fastadapt.experiments.validation import require_at_least, require_positive_rates
+from fastadapt.rundir import RunDirectory, RunDirectoryError, input_files
+
+# the errors a user can cause; each ends the command with one line on stderr and exit status 2
+USER_ERRORS = (DataError, ConfigError, CheckpointError, RunDirectoryError, ValueError, FloatingPointError, OSError)
+INTERRUPTED = 130  # the shell's status for a command stopped by Ctrl-C
 
 
-def _run_directory(out: Path, config_json: dict, force: bool) -> Path:
-    """A run directory is resumed when its config matches; another config needs --force, which only
-    clears directories that fastadapt made (they hold a config.json)."""
-    saved = out / "config.json"
-    if saved.exists():
-        if json.loads(saved.read_text()) == config_json:
-            return out
-        if not force:
-            raise FileExistsError(
-                f"{out} holds a run with another config; choose another --out or pass --force to replace it"
-            )
-        shutil.rmtree(out)
-    elif out.exists() and any(out.iterdir()):
-        raise FileExistsError(f"{out} exists and is not a fastadapt run directory; choose another --out")
-    return out
+def _config_dict(config) -> dict:
+    from fastadapt.meta.trainer import config_dict
 
-
-class _RunDirectory:
-    """Around a run: if it fails before producing anything, a run directory it created is removed again
-    (so that fixing the config and re-running does not meet a stale config.json)."""
-
-    def __init__(self, out: Path):
-        self.out, self.existed = out, out.exists()
-
-    def __enter__(self):
-        return self.out
-
-    def __exit__(self, kind, error, traceback):
-        if kind is not None and not self.existed and self.out.exists():
-            contents = {p.name for p in self.out.iterdir()}
-            if contents <= {"config.json"}:
-                shutil.rmtree(self.out)
-        return False
+    return config_dict(config)
 
 
 def cmd_pipeline(args, data: str) -> int:
+    from fastadapt.data.schunk import schunk_path
     from fastadapt.experiments.inverse_dynamics import PipelineConfig, quick, run
-    from fastadapt.meta.trainer import config_dict
 
     config = PipelineConfig(data=data)
     if args.quick:
         config = quick(config)
     config = apply_overrides(config, args.overrides)
+    limits = Limits.parse(getattr(args, "limit", None))
+    inputs = input_files(schunk=schunk_path(config.schunk_path or None)) if data == "schunk" else {}
     name = f"{'demo' if args.command == 'demo' else data}{'-quick' if args.quick else ''}"
-    out = _run_directory(Path(args.out or Path("runs") / name), config_dict(config), args.force)
-    with _RunDirectory(out):
-        run(config, out, progress=not args.no_progress)
+    identity = {"config": _config_dict(config), "inputs": inputs}
+    with RunDirectory(Path(args.out or Path("runs") / name), identity, args.force, args.argv) as out:
+        run(config, out, progress=not args.no_progress, limits=limits)
     return 0
 
 
 def cmd_lrmem(args) -> int:
+    from fastadapt.checkpoint import write_json
     from fastadapt.experiments.lrmem import experiment
-    from fastadapt.meta.trainer import config_dict
 
     module = experiment(args.name)
     config = module.Config()
     if args.quick:
         config = module.quick(config)
     config = apply_overrides(config, args.overrides)
+    source = getattr(config, "source", "sklearn")
+    inputs = input_files(source=source) if source != "sklearn" else {}
+    if inputs and not Path(source).is_dir():
+        raise FileNotFoundError(f"MNIST directory not found: {source} (or pass source=sklearn)")
     name = f"lrmem-{args.name}{'-quick' if args.quick else ''}"
-    out = _run_directory(Path(args.out or Path("runs") / name), config_dict(config), args.force)
-    with _RunDirectory(out):
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "config.json").write_text(json.dumps(config_dict(config), indent=2))
+    identity = {"config": _config_dict(config), "inputs": inputs}
+    with RunDirectory(Path(args.out or Path("runs") / name), identity, args.force, args.argv) as out:
+        write_json(out / "config.json", _config_dict(config))
         module.run(config, out, progress=not args.no_progress)
     return 0
 
@@ -94,12 +76,12 @@ def cmd_lrmem(args) -> int:
 def cmd_data(args) -> int:
     from fastadapt.data import io
 
+    limits = Limits.parse(args.limit)
     if args.action in ("sine", "pick-place"):
         from fastadapt.sim import motions
 
         out = Path(args.path)
-        if out.exists() and not args.force:
-            raise FileExistsError(f"{out} exists; pass --force to replace it")
+        _check_output_file(out, args.force)
         if args.action == "sine":
             dataset = motions.sine_dataset(noise=args.noise)
         else:
@@ -110,7 +92,7 @@ def cmd_data(args) -> int:
         print(f"wrote {len(dataset)} trajectories ({dataset.num_samples} samples) to {out}")
         return 0
     if args.action == "inspect":
-        dataset = io.load(args.path)
+        dataset = io.load(args.path, limits)
         print(f"{args.path}: {len(dataset)} trajectories, {dataset.num_samples} samples, "
               f"{dataset.num_joints} joints, robot '{dataset.robot}'")
         for i, traj in enumerate(dataset):
@@ -120,24 +102,37 @@ def cmd_data(args) -> int:
     if args.action == "convert":
         if not args.out:
             raise ConfigError("data convert needs IN and OUT paths")
-        dataset = io.load(args.path)
+        dataset = io.load(args.path, limits)
+        _check_output_file(Path(args.out), args.force)
         io.save(dataset, args.out, overwrite=args.force)
         print(f"wrote {args.out}")
         return 0
     raise ConfigError(f"unknown data action '{args.action}'")
 
 
+def _check_output_file(out: Path, force: bool) -> None:
+    """An output data file: a .npz or .csv path that is not a directory, not replaced without --force."""
+    if out.suffix not in (".npz", ".csv"):
+        raise DataError(f"{out}: unknown data format '{out.suffix}', expected .npz or .csv")
+    if out.is_dir():
+        raise DataError(f"{out} is a directory; give a file path ending in .npz or .csv")
+    if out.exists() and not force:
+        raise FileExistsError(f"{out} exists; pass --force to replace it")
+
+
 def cmd_meta_train(args) -> int:
+    from fastadapt.checkpoint import write_json
     from fastadapt.data import io
-    from fastadapt.meta.trainer import MetaTrainConfig, MetaTrainer, config_dict
+    from fastadapt.meta.trainer import MetaTrainConfig, MetaTrainer
 
     config = apply_overrides(MetaTrainConfig(), args.overrides)
-    train, test = io.load(args.train), io.load(args.test)
-    out = Path(args.out)
-    _run_directory(out, {"meta_train": config_dict(config)}, args.force)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps({"meta_train": config_dict(config)}, indent=2))
-    result = MetaTrainer(config, train, test).run(out, progress=not args.no_progress)
+    limits = Limits.parse(args.limit)
+    train, test = io.load(args.train, limits), io.load(args.test, limits)
+    trainer = MetaTrainer(config, train, test)  # validates data against config before a directory is made
+    identity = {"config": {"meta_train": _config_dict(config)}, "inputs": input_files(train=args.train, test=args.test)}
+    with RunDirectory(Path(args.out), identity, args.force, args.argv) as out:
+        write_json(out / "config.json", identity)
+        result = trainer.run(out, progress=not args.no_progress)
     h = result.history
     chosen = h["eval"][h["eval_epoch"].index(h["selected_epoch"])]
     print(f"wrote {out / 'loss.npz'} (epoch {h['selected_epoch']}); MSE after {config.eval_steps} steps: "
@@ -154,20 +149,39 @@ class AdaptConfig:
     rate: float = 1e-3
     seed: int = 0
 
+    def __post_init__(self):
+        require_at_least(self, 1, "batch_size", "seeds")
+        require_at_least(self, 0, "seed")
+        require_positive_rates(self, "rate")
+
 
 def cmd_adapt(args) -> int:
-    from fastadapt.adapt.online import Method, initial_models, online_scores, overall, phase_table
     from fastadapt.checkpoint import write_json
     from fastadapt.data import io
-    from fastadapt.data.batches import sequential_stream
-    from fastadapt.losses import make_loss
     from fastadapt.meta.trainer import load_loss
     from fastadapt.report.markdown import phase_table_markdown
 
     config = apply_overrides(AdaptConfig(), args.overrides)
     meta_config, loss, loss_params, normalizer = load_loss(args.loss)
-    dataset = io.load(args.stream)
+    dataset = io.load(args.stream, Limits.parse(args.limit))
     dataset.check_joints(normalizer.num_joints, f"stream {args.stream}")
+    identity = {"config": _config_dict(config), "inputs": input_files(loss=args.loss, stream=args.stream)}
+    with RunDirectory(Path(args.out), identity, args.force, args.argv) if args.out else contextlib.nullcontext() as out:
+        summary = _adapt_summary(config, meta_config, loss, loss_params, normalizer, dataset)
+        if out is not None:
+            write_json(out / "metrics.json", {"config": dataclasses.asdict(config), "online": summary})
+    print(phase_table_markdown(summary))
+    if out is not None:
+        print(f"wrote {out / 'metrics.json'}")
+    return 0
+
+
+def _adapt_summary(config: AdaptConfig, meta_config, loss, loss_params, normalizer, dataset) -> dict:
+    """Fresh models adapted online on ``dataset`` with the trained loss and with MSE, at one rate."""
+    from fastadapt.adapt.online import Method, initial_models, online_scores, overall, phase_table
+    from fastadapt.data.batches import sequential_stream
+    from fastadapt.losses import make_loss
+
     model = meta_config.model(normalizer.num_joints)
     stream = sequential_stream(dataset, normalizer, config.batch_size)
     starts = initial_models(model, config.seeds, config.seed)
@@ -180,24 +194,51 @@ def cmd_adapt(args) -> int:
     for name, method in methods.items():
         scores = online_scores(model, method, starts, [stream])
         summary[name] = {"overall": overall(scores), "phases": phase_table(scores, stream)}
-    print(phase_table_markdown(summary))
-    if args.out:
-        out = Path(args.out)
-        if (out / "metrics.json").exists() and not args.force:
-            raise FileExistsError(f"{out / 'metrics.json'} exists; pass --force to replace it")
-        write_json(out / "metrics.json", {"config": dataclasses.asdict(config), "online": summary})
-        print(f"wrote {out / 'metrics.json'}")
+    return summary
+
+
+def cmd_keys(args) -> int:
+    """The keys of one experiment: demo/sim (default), schunk, meta-train, adapt or an lrmem experiment."""
+    from fastadapt.experiments.inverse_dynamics import PipelineConfig
+    from fastadapt.experiments.lrmem import EXPERIMENTS, experiment
+    from fastadapt.meta.trainer import MetaTrainConfig
+
+    name = args.experiment or "demo"
+    configs = {"demo": PipelineConfig(), "sim": PipelineConfig(), "schunk": PipelineConfig(data="schunk"),
+               "meta-train": MetaTrainConfig(), "adapt": AdaptConfig()}
+    if name in configs:
+        config = configs[name]
+    elif name in EXPERIMENTS:
+        config = experiment(name).Config()
+    else:
+        raise ConfigError(f"unknown experiment '{name}', expected one of {', '.join([*configs, *EXPERIMENTS])}")
+    print("\n".join(known_keys(config)))
     return 0
+
+
+COMMANDS = {"demo": lambda a: cmd_pipeline(a, "sim"), "run": lambda a: cmd_pipeline(a, a.data), "data": cmd_data,
+            "meta-train": cmd_meta_train, "adapt": cmd_adapt, "lrmem": cmd_lrmem, "keys": cmd_keys}
+RESUMABLE = {"demo", "run", "meta-train", "lrmem"}
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fastadapt", description="Meta-learned losses for fast online adaptation")
     sub = parser.add_subparsers(dest="command", required=True)
 
+    def out_args(p, required=False, what="run directory"):
+        p.add_argument("--out", required=required,
+                       help=f"{what}; an existing run with the same config and data resumes")
+        p.add_argument("--force", action="store_true",
+                       help="replace a run with another config or data: removes only the files fastadapt wrote")
+
+    def limit_arg(p):
+        p.add_argument("--limit", action="append", metavar="QUANTITY=VALUE",
+                       help="physical limit of q (rad), qd (rad/s), qdd (rad/s^2) or tau (Nm) beyond which data is "
+                            "refused; defaults: q=1e3, qd=1e3, qdd=1e5, tau=1e5 (repeat for several)")
+
     def pipeline_args(p):
         p.add_argument("--quick", action="store_true", help="a small configuration that runs in under a minute")
-        p.add_argument("--out", help="run directory (default runs/<name>); an existing run with the same config resumes")
-        p.add_argument("--force", action="store_true", help="replace a run directory that holds another config")
+        out_args(p, what="run directory (default runs/<name>)")
         p.add_argument("--no-progress", action="store_true")
         p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. meta.epochs=300")
 
@@ -205,6 +246,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="the pipeline on simulated (sim) or real Schunk (schunk) data")
     run.add_argument("data", choices=["sim", "schunk"])
     pipeline_args(run)
+    limit_arg(run)
 
     data = sub.add_parser("data", help="simulate, inspect and convert robot data")
     data.add_argument("action", choices=["sine", "pick-place", "inspect", "convert"])
@@ -212,64 +254,74 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("out", nargs="?", help="output file of convert")
     data.add_argument("--noise", action="store_true", help="add sensor noise to simulated data")
     data.add_argument("--force", action="store_true", help="replace an existing output file")
+    limit_arg(data)
 
     meta = sub.add_parser("meta-train", help="meta-train one learned loss (loss=... and other overrides)")
     meta.add_argument("--train", required=True)
     meta.add_argument("--test", required=True)
-    meta.add_argument("--out", required=True)
-    meta.add_argument("--force", action="store_true")
+    out_args(meta, required=True)
     meta.add_argument("--no-progress", action="store_true")
+    limit_arg(meta)
     meta.add_argument("overrides", nargs="*", metavar="key=value")
 
     adapt = sub.add_parser("adapt", help="adapt fresh models online on a stream with a trained loss")
     adapt.add_argument("--loss", required=True, help="loss.npz written by meta-train")
     adapt.add_argument("--stream", required=True, help="data file played in order")
-    adapt.add_argument("--out")
-    adapt.add_argument("--force", action="store_true")
+    out_args(adapt, what="directory for metrics.json")
+    limit_arg(adapt)
     adapt.add_argument("overrides", nargs="*", metavar="key=value")
 
     lrmem = sub.add_parser("lrmem", help="the learning-rate memory experiments (Fig. 2-5, Table I)")
     lrmem.add_argument("name", choices=["rosenbrock", "digits", "id-batch", "id-online"])
     pipeline_args(lrmem)
 
-    keys = sub.add_parser("keys", help="list the config keys of the pipeline (or of an lrmem experiment)")
-    keys.add_argument("experiment", nargs="?", help="an lrmem experiment name")
+    keys = sub.add_parser("keys", help="list the config keys of an experiment (default: the demo pipeline)")
+    keys.add_argument("experiment", nargs="?", help="demo, sim, schunk, meta-train, adapt or an lrmem experiment")
     return parser
 
 
-def main(argv=None) -> int:
+def parse(argv=None) -> argparse.Namespace:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     args, extra = parser.parse_known_args(argv)
     # key=value overrides may follow options (``lrmem NAME --quick steps=10``), which argparse leaves over
     if extra and (not hasattr(args, "overrides") or any("=" not in item or item.startswith("-") for item in extra)):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     if extra:
         args.overrides = list(args.overrides) + extra
+    args.argv = "fastadapt " + " ".join(argv)
+    return args
+
+
+def run(argv=None) -> int:
+    """Parse and run a command; errors propagate (``main`` turns them into one line and a status)."""
+    args = parse(argv)
+    return COMMANDS[args.command](args)
+
+
+def describe(error: BaseException) -> str:
+    """One line naming what was wrong."""
+    if isinstance(error, OSError) and error.filename is not None and error.strerror:
+        text = f"{error.strerror}: {error.filename}"
+    else:
+        text = str(error) or type(error).__name__
+    return " ".join(text.split())
+
+
+def main(argv=None) -> int:
+    args = parse(argv)
     try:
-        if args.command in ("demo", "run"):
-            return cmd_pipeline(args, "sim" if args.command == "demo" else args.data)
-        if args.command == "data":
-            return cmd_data(args)
-        if args.command == "meta-train":
-            return cmd_meta_train(args)
-        if args.command == "adapt":
-            return cmd_adapt(args)
-        if args.command == "lrmem":
-            return cmd_lrmem(args)
-        if args.command == "keys":
-            if args.experiment:
-                from fastadapt.experiments.lrmem import experiment
-
-                print("\n".join(known_keys(experiment(args.experiment).Config())))
-                return 0
-            from fastadapt.experiments.inverse_dynamics import PipelineConfig
-
-            print("\n".join(known_keys(PipelineConfig())))
-            return 0
-    except (DataError, ConfigError, FileNotFoundError, FileExistsError, ValueError) as error:
-        print(f"fastadapt: error: {error}", file=sys.stderr)
+        return COMMANDS[args.command](args)
+    except USER_ERRORS as error:
+        print(f"fastadapt: error: {describe(error)}", file=sys.stderr)
         return 2
-    return 1
+    except KeyboardInterrupt:
+        if args.command in RESUMABLE:
+            print(f"fastadapt: interrupted; the last checkpoint is intact. Run the same command to resume: {args.argv}",
+                  file=sys.stderr)
+        else:
+            print("fastadapt: interrupted; nothing was half-written", file=sys.stderr)
+        return INTERRUPTED
 
 
 if __name__ == "__main__":

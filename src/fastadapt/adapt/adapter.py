@@ -9,7 +9,16 @@
 ``observe`` appends a sample to a buffer; when the buffer holds ``batch_size`` samples it takes one
 optimizer step on the loss (learned or MSE) and empties the buffer:
 theta <- theta + optimizer_update(grad_theta L(phi; f_theta(x_batch), y_batch, s_batch)).
-The step is one jitted call; inputs are normalised inside. To keep the per-call dispatch cost low
+The step is one jitted call; inputs are normalised inside.
+
+Never a non-finite torque. An update that would make any parameter or optimizer state non-finite, or the
+model's prediction on the batch it learned from non-finite or beyond the torque limit (``limits.tau``),
+is rejected inside the jitted step: the last good
+parameters are kept, ``rejected_updates`` counts it and an :class:`UpdateRejectedWarning` says so (read
+one update later, so the control loop never waits for it). Inputs must be finite and within physical
+:class:`~fastadapt.data.trajectory.Limits`. Should a prediction still be non-finite or beyond the torque limit,
+``predict`` returns the prediction of the parameters the adapter started from, and counts it in
+``fallback_predictions``. To keep the per-call dispatch cost low
 (at 1 kHz it dominates the arithmetic), the network's parameters and the loss's parameters each travel as
 one flat vector (``jax.flatten_util.ravel_pytree``), the optimizer runs on the flat parameter vector,
 the batch goes as one [B, 4J] array, and the parameter and optimizer-state buffers are donated.
@@ -18,6 +27,8 @@ the batch goes as one [B, 4J] array, and the parameter and optimizer-state buffe
 from __future__ import annotations
 
 import functools
+import math
+import warnings
 
 import jax
 import jax.flatten_util
@@ -26,19 +37,35 @@ import numpy as np
 
 from fastadapt.adapt.runner import loss_and_prediction, make_optimizer
 from fastadapt.data.batches import Normalizer, Samples
-from fastadapt.data.trajectory import DataError
+from fastadapt.data.trajectory import DEFAULT_LIMITS, DataError, Limits
 from fastadapt.losses import make_loss
+
+
+class UpdateRejectedWarning(RuntimeWarning):
+    """An online update would have made the model non-finite; the adapter kept its last good parameters."""
 
 
 class Adapter:
     def __init__(self, model, normalizer: Normalizer, params, loss=None, loss_params=None,
-                 optimizer="sgd", learning_rate: float = 1e-3, batch_size: int = 5, opt_state=None):
+                 optimizer="sgd", learning_rate: float = 1e-3, batch_size: int = 5, opt_state=None,
+                 limits: Limits = DEFAULT_LIMITS):
         """``optimizer``: 'sgd' or 'adam' at ``learning_rate`` (run on the flat parameter vector), or any
         optax GradientTransformation, e.g. a learning-rate memory (``fastadapt.optim.metagd``), which
         sees the parameters as the model's pytree so that its parameter groups are the layers;
-        ``opt_state``: its starting state (e.g. a memory carried from an earlier task)."""
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        ``opt_state``: its starting state (e.g. a memory carried from an earlier task); ``limits``: the
+        largest plausible |q|, |qd|, |qdd|, |tau| of the inputs."""
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+            raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+        if isinstance(optimizer, str):
+            try:
+                rate = float(learning_rate)
+            except (TypeError, ValueError):
+                rate = float("nan")
+            if not math.isfinite(rate) or rate <= 0:
+                raise ValueError(f"learning_rate must be a finite number > 0, got {learning_rate!r}")
+        for name, tree in (("params", params), ("loss_params", loss_params or {})):
+            if not all(np.all(np.isfinite(np.asarray(leaf))) for leaf in jax.tree.leaves(tree)):
+                raise ValueError(f"{name} hold NaN/inf")
         self.model, self.normalizer = model, normalizer
         self.joints = normalizer.num_joints
         self.loss = loss or make_loss("mse", self.joints)
@@ -54,23 +81,38 @@ class Adapter:
         else:
             self._opt_state = opt.init(self._unravel(flat_params) if on_tree else flat_params)
         self._flat_loss_params = flat_loss_params
+        self._fallback = jnp.array(flat_params)  # a copy: the step donates (and so invalidates) self._flat
         self._xy = np.zeros((batch_size, 4 * self.joints), np.float32)
         self._count = 0
         self.updates = 0
-        norm, unravel, joints = normalizer, self._unravel, self.joints
+        self.limits = limits
+        self._rejected, self._pending_ok = 0, None
+        self.fallback_predictions = 0
+        norm, unravel, joints, tau_limit = normalizer, self._unravel, self.joints, limits.tau
 
         def objective(flat, flat_loss, batch):
             return loss_and_prediction(model, self.loss, unravel_loss(flat_loss), unravel(flat), batch)[0]
+
+        def all_finite(tree):
+            leaves = [jnp.all(jnp.isfinite(a)) for a in jax.tree.leaves(tree) if jnp.issubdtype(a.dtype, jnp.inexact)]
+            return functools.reduce(jnp.logical_and, leaves, jnp.bool_(True))
 
         @functools.partial(jax.jit, donate_argnums=(0, 1))
         def step(flat, opt_state, flat_loss, xy):
             batch = Samples(norm.inputs(xy[:, : 3 * joints]), norm.targets(xy[:, 3 * joints:]))
             grads = jax.grad(objective)(flat, flat_loss, batch)
             if on_tree:
-                updates, opt_state = opt.update(unravel(grads), opt_state, unravel(flat))
-                return flat + jax.flatten_util.ravel_pytree(updates)[0], opt_state
-            updates, opt_state = opt.update(grads, opt_state, flat)
-            return flat + updates, opt_state
+                updates, new_state = opt.update(unravel(grads), opt_state, unravel(flat))
+                new_flat = flat + jax.flatten_util.ravel_pytree(updates)[0]
+            else:
+                updates, new_state = opt.update(grads, opt_state, flat)
+                new_flat = flat + updates
+            # reject an update that makes the model non-finite, or its prediction on this batch non-finite or
+            # beyond the torque limit
+            tau_new = norm.torques(model.apply(unravel(new_flat), batch.x))
+            ok = all_finite(new_flat) & all_finite(new_state) & jnp.all(jnp.abs(tau_new) <= tau_limit)
+            keep = lambda new, old: jnp.where(ok, new, old)
+            return keep(new_flat, flat), jax.tree.map(keep, new_state, opt_state), ok
 
         @jax.jit
         def predict(flat, x):
@@ -81,6 +123,23 @@ class Adapter:
     def wait(self) -> None:
         """Block until the last update has finished (``observe`` returns as soon as it is dispatched)."""
         jax.block_until_ready(self._flat)
+
+    @property
+    def rejected_updates(self) -> int:
+        """How many updates were rejected because they would have made the model non-finite."""
+        self._settle()
+        return self._rejected
+
+    def _settle(self) -> None:
+        """Count the last update if it was rejected (its flag is long computed when this runs)."""
+        if self._pending_ok is not None:
+            ok, self._pending_ok = bool(self._pending_ok), None
+            if not ok:
+                self._rejected += 1
+                warnings.warn(
+                    f"online update {self.updates} rejected: it would have made the model non-finite "
+                    f"({self._rejected} rejected so far); the last good parameters are kept. "
+                    "The learning rate is likely too large.", UpdateRejectedWarning, stacklevel=3)
 
     @property
     def opt_state(self):
@@ -103,18 +162,34 @@ class Adapter:
         kwargs.setdefault("learning_rate", config.alpha)
         return cls(model, normalizer, params, loss, loss_params, **kwargs)
 
-    def _vector(self, name, value) -> np.ndarray:
-        arr = np.asarray(value, dtype=np.float32).reshape(-1)
+    def _vector(self, name, value, quantity=None) -> np.ndarray:
+        try:
+            arr = np.asarray(value, dtype=np.float32).reshape(-1)
+        except (TypeError, ValueError):
+            raise DataError(f"{name} must be {self.joints} numbers, got {value!r}") from None
         if arr.shape[0] != self.joints:
             raise DataError(f"{name} has {arr.shape[0]} joints, the adapter's model has {self.joints}")
         if not np.all(np.isfinite(arr)):
             raise DataError(f"{name} holds NaN/inf: {arr}")
+        limit = getattr(self.limits, quantity or name)
+        if np.abs(arr).max() > limit:
+            raise DataError(f"{name} = {arr} is beyond the physical limit {limit:g} {Limits.UNITS[quantity or name]}")
         return arr
 
     def predict(self, q, qd, qdd_des) -> np.ndarray:
-        """Feed-forward torque (Nm) for the current state and desired acceleration."""
-        x = np.concatenate([self._vector("q", q), self._vector("qd", qd), self._vector("qdd_des", qdd_des)])
-        return np.asarray(self._predict(self._flat, jnp.asarray(x)))
+        """Feed-forward torque (Nm) for the current state and desired acceleration; always finite."""
+        x = jnp.asarray(np.concatenate([self._vector("q", q), self._vector("qd", qd), self._vector("qdd_des", qdd_des, "qdd")]))
+        tau = np.asarray(self._predict(self._flat, x))
+        if np.abs(tau).max() <= self.limits.tau:  # False for NaN too
+            return tau
+        self.fallback_predictions += 1
+        tau = np.asarray(self._predict(self._fallback, x))
+        if not np.isfinite(tau).all():
+            raise FloatingPointError(f"the model's prediction is non-finite even with its starting parameters "
+                                     f"for q={x[:self.joints]}, qd={x[self.joints:2 * self.joints]}")
+        warnings.warn(f"the adapted model's prediction was non-finite or beyond {self.limits.tau:g} Nm; "
+                      "returned the starting model's", UpdateRejectedWarning, stacklevel=2)
+        return tau
 
     def observe(self, q, qd, qdd, tau) -> bool:
         """Record one measured sample; returns True when it completed a batch and the model updated."""
@@ -126,8 +201,10 @@ class Adapter:
         self._count += 1
         if self._count < self.batch_size:
             return False
+        self._settle()
         # a copy: on CPU jax may alias a numpy buffer that the next observe() overwrites
-        self._flat, self._opt_state = self._step(self._flat, self._opt_state, self._flat_loss_params, self._xy.copy())
+        self._flat, self._opt_state, self._pending_ok = self._step(
+            self._flat, self._opt_state, self._flat_loss_params, self._xy.copy())
         self._count = 0
         self.updates += 1
         return True

@@ -18,6 +18,7 @@ import numpy as np
 from fastadapt.adapt.pretrain import pretrain
 from fastadapt.adapt.runner import run_transform, run_updates, score_without_updates
 from fastadapt.data.batches import Samples, Stream
+from fastadapt.experiments.validation import require_at_least, require_nonempty, require_positive_rates
 
 
 @dataclasses.dataclass(frozen=True)
@@ -35,6 +36,12 @@ class OnlineConfig:
     # on the meta-train data only (see fastadapt.experiments.inverse_dynamics.warm_start_validation)
     warm_rate_scales: tuple[float, ...] = (1.0, 0.3, 0.1, 0.03, 0.01)
     seed: int = 0
+
+    def __post_init__(self):
+        require_at_least(self, 1, "batch_size", "seeds", "pretrain_steps", "pretrain_batch")
+        require_at_least(self, 0, "seed")
+        require_positive_rates(self, "alpha", "sgd_rates", "sgd_grid", "adam_grid", "pretrain_rate", "warm_rate_scales")
+        require_nonempty(self, "sgd_grid", "adam_grid", "warm_rate_scales")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from fastadapt.data.derivatives import smoothed_derivative
-from fastadapt.data.trajectory import ARRAY_FIELDS, DataError, Dataset, Trajectory
+from fastadapt.data.trajectory import ARRAY_FIELDS, DEFAULT_LIMITS, DataError, Dataset, Limits, Trajectory, check_dt
 
 _KEY = re.compile(r"^(traj\d+)_(t|q|qd|qdd|tau)$")
 JOINT_FIELDS = ("q", "qd", "qdd", "tau")
@@ -39,6 +39,11 @@ def atomic_write(path: Path, write) -> None:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+def atomic_write_text(path, text: str) -> Path:
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+    return Path(path)
 
 
 def _check_new(path: Path, overwrite: bool) -> None:
@@ -72,48 +77,70 @@ def save_npz(dataset: Dataset, path, overwrite: bool = False) -> Path:
     return path
 
 
-def load_npz(path, robot: str | None = None, acceleration_window: int = 15) -> Dataset:
+def _read_meta(path: Path, archive, count: int) -> list[dict]:
+    """The per-trajectory metadata list stored as JSON in the array ``meta`` (empty dicts if absent)."""
+    if "meta" not in archive.files:
+        return [{} for _ in range(count)]
+    try:
+        meta = json.loads(str(archive["meta"]))
+    except (json.JSONDecodeError, ValueError) as error:
+        raise DataError(f"{path}: array 'meta' is not valid JSON ({error})") from None
+    if not isinstance(meta, list) or not all(isinstance(m, dict) for m in meta):
+        raise DataError(f"{path}: array 'meta' must be a JSON list with one object per trajectory")
+    if len(meta) != count:
+        raise DataError(f"{path}: 'meta' describes {len(meta)} trajectories, found {count}")
+    return meta
+
+
+def load_npz(path, robot: str | None = None, acceleration_window: int = 15, limits: Limits = DEFAULT_LIMITS) -> Dataset:
     """Load a Dataset from an npz file in the layout above; qdd is derived where missing."""
     path = Path(path)
     _require_file(path)
     try:
         archive = np.load(path, allow_pickle=False)
+        if not hasattr(archive, "files"):
+            raise ValueError("it holds a single array, not an archive of named arrays")
     except Exception as error:  # zipfile / format errors
-        raise DataError(f"{path}: not a readable .npz archive ({error})") from error
+        raise DataError(f"{path}: not a readable .npz archive ({error})") from None
     with archive:
         groups: dict[str, dict[str, np.ndarray]] = {}
-        for key in archive.files:
-            match = _KEY.match(key)
-            if match:
-                groups.setdefault(match.group(1), {})[match.group(2)] = archive[key]
-            elif key != "meta":
-                raise DataError(f"{path}: unexpected key '{key}', expected trajNNN_<t|q|qd|qdd|tau> or meta")
-        meta = json.loads(str(archive["meta"])) if "meta" in archive.files else None
+        try:
+            for key in archive.files:
+                match = _KEY.match(key)
+                if match:
+                    groups.setdefault(match.group(1), {})[match.group(2)] = archive[key]
+                elif key != "meta":
+                    raise DataError(f"{path}: unexpected key '{key}', expected trajNNN_<t|q|qd|qdd|tau> or meta")
+            meta = _read_meta(path, archive, len(groups))
+        except DataError:
+            raise
+        except Exception as error:  # a damaged member: bad CRC, truncated data, pickled objects
+            raise DataError(f"{path}: damaged .npz archive ({error})") from None
     if not groups:
         raise DataError(f"{path}: no trajectories found (expected keys like traj000_q)")
-    names = sorted(groups)
-    if meta is not None and len(meta) != len(names):
-        raise DataError(f"{path}: 'meta' describes {len(meta)} trajectories, found {len(names)}")
     trajectories = []
-    for i, name in enumerate(names):
+    for info, name in zip(meta, sorted(groups)):
         fields = groups[name]
         source = f"{path}[{name}]"
         for required in ("t", "q", "qd", "tau"):
             if required not in fields:
                 raise DataError(f"{source}: missing field '{required}' (key {name}_{required})")
-        info = meta[i] if meta is not None else {}
+        for key, value in fields.items():
+            if value.dtype.kind not in "fiu":
+                raise DataError(f"{source}: field '{key}' holds {value.dtype} values, expected numbers")
         t = np.asarray(fields["t"], dtype=np.float64)
-        dt = float(info.get("dt", 0.0)) or (float(np.median(np.diff(t))) if t.ndim == 1 and len(t) > 1 else 0.0)
         qdd = fields.get("qdd")
+        dt = info.get("dt")
         if qdd is None:
-            if not np.all(np.isfinite(fields["qd"])):
-                raise DataError(f"{source}: field 'qd' holds NaN/inf; cannot derive accelerations")
-            qdd = smoothed_derivative(fields["qd"], dt, window=acceleration_window)
+            # validate t, dt and qd before deriving accelerations from them
+            Trajectory(t=t, q=fields["q"], qd=fields["qd"], qdd=np.zeros_like(fields["qd"], dtype=np.float64),
+                       tau=fields["tau"], dt=dt, source=source, limits=limits)
+            qdd = smoothed_derivative(fields["qd"], check_dt(dt, t, f"{source}: "), window=acceleration_window)
         trajectories.append(
             Trajectory(
                 t=t, q=fields["q"], qd=fields["qd"], qdd=qdd, tau=fields["tau"],
-                robot=robot or info.get("robot", "unknown"), dt=dt,
-                payload=float(info.get("payload", 0.0)), phase=info.get("phase", ""), source=source,
+                robot=robot or str(info.get("robot", "unknown")), dt=dt,
+                payload=info.get("payload", 0.0), phase=str(info.get("phase", "")), source=source, limits=limits,
             )
         )
     return Dataset(tuple(trajectories))
@@ -147,16 +174,30 @@ def save_csv(dataset: Dataset, path, overwrite: bool = False) -> Path:
     return path
 
 
-def load_csv(path) -> Dataset:
+def _number(text: str, what: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise DataError(f"{what}: '{text}' is not a number") from None
+
+
+def load_csv(path, limits: Limits = DEFAULT_LIMITS) -> Dataset:
     path = Path(path)
     _require_file(path)
-    with open(path, newline="") as handle:
-        reader = csv.reader(handle)
-        try:
-            header = next(reader)
-        except StopIteration:
-            raise DataError(f"{path}: empty file, expected a header row") from None
-        rows = list(reader)
+    try:
+        # utf-8-sig: a byte-order mark (what spreadsheet programs write) is read as no character
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            reader = csv.reader(handle)
+            try:
+                header = next(reader)
+            except StopIteration:
+                raise DataError(f"{path}: empty file, expected a header row") from None
+            rows = list(reader)
+    except UnicodeDecodeError as error:
+        raise DataError(f"{path}: not a UTF-8 text file ({error.reason} at byte {error.start})") from None
+    except csv.Error as error:
+        raise DataError(f"{path}: malformed csv ({error})") from None
+    header = [c.strip() for c in header]
     joint_cols = [c for c in header if c.startswith("tau")]
     joints = len(joint_cols)
     expected = _columns(joints)
@@ -168,35 +209,41 @@ def load_csv(path) -> Dataset:
         )
     if not rows:
         raise DataError(f"{path}: no data rows")
-    by_traj: dict[str, list[list[str]]] = {}
+    by_traj: dict[str, list[tuple[int, list[str]]]] = {}
     for line, row in enumerate(rows, start=2):
+        if not row:
+            continue  # a blank line (e.g. at the end)
         if len(row) != len(header):
             raise DataError(f"{path}: line {line} has {len(row)} values, expected {len(header)}")
-        by_traj.setdefault(row[0], []).append(row)
+        by_traj.setdefault(row[0], []).append((line, row))
     trajectories = []
     for name, block in by_traj.items():
         source = f"{path}[trajectory {name}]"
-        try:
-            numbers = np.array([[float(v) for v in row[5:]] for row in block])
-        except ValueError as error:
-            raise DataError(f"{source}: non-numeric value ({error})") from error
+        first_line, first = block[0]
+        for line, row in block:
+            for column, label in ((1, "robot"), (2, "phase"), (3, "payload"), (4, "dt")):
+                if row[column] != first[column]:
+                    raise DataError(f"{path}: line {line}: column '{label}' is '{row[column]}' but line {first_line} "
+                                    f"of trajectory {name} says '{first[column]}'; it must be the same on every row")
+        numbers = np.array([[_number(v, f"{path}: line {line}, column '{header[5 + k]}'") for k, v in enumerate(row[5:])]
+                            for line, row in block])
         fields = {"t": numbers[:, 0]}
         for k, field in enumerate(JOINT_FIELDS):
             fields[field] = numbers[:, 1 + k * joints: 1 + (k + 1) * joints]
-        first = block[0]
-        trajectories.append(
-            Trajectory(**fields, robot=first[1], phase=first[2], payload=float(first[3]), dt=float(first[4]), source=source)
-        )
+        trajectories.append(Trajectory(
+            **fields, robot=first[1], phase=first[2], payload=_number(first[3], f"{path}: line {first_line}, column 'payload'"),
+            dt=_number(first[4], f"{path}: line {first_line}, column 'dt'"), source=source, limits=limits,
+        ))
     return Dataset(tuple(trajectories))
 
 
-def load(path, **kwargs) -> Dataset:
-    """Load a Dataset by file extension (.npz or .csv)."""
+def load(path, limits: Limits = DEFAULT_LIMITS, **kwargs) -> Dataset:
+    """Load a Dataset by file extension (.npz or .csv), checked against ``limits``."""
     path = Path(path)
     if path.suffix == ".npz":
-        return load_npz(path, **kwargs)
+        return load_npz(path, limits=limits, **kwargs)
     if path.suffix == ".csv":
-        return load_csv(path)
+        return load_csv(path, limits=limits)
     raise DataError(f"{path}: unknown data format '{path.suffix}', expected .npz or .csv")
 
 

@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 
 from fastadapt.data.io import load_npz
-from fastadapt.data.trajectory import Dataset
+from fastadapt.data.trajectory import DEFAULT_LIMITS, Dataset, Limits
 
 DEFAULT_LOCATIONS = ("../shared/data/schunk_dev.npz", "shared/data/schunk_dev.npz")
 
@@ -29,9 +29,9 @@ def schunk_path(path=None) -> Path:
     )
 
 
-def load_schunk(path=None) -> Dataset:
+def load_schunk(path=None, limits: Limits = DEFAULT_LIMITS) -> Dataset:
     """Load the Schunk logs; accelerations come from the smoothed finite difference of qd."""
-    return load_npz(schunk_path(path), robot="schunk")
+    return load_npz(schunk_path(path), robot="schunk", limits=limits)
 
 
 def split_halves(dataset: Dataset) -> tuple[Dataset, Dataset]:

@@ -10,6 +10,10 @@ A trajectory holds T samples of a J-joint robot:
 
 plus metadata: the robot's name, the nominal step ``dt``, the payload carried (kg) and a phase label
 ("sine-0.03", "reach", ...). An inverse-dynamics sample is (x, y) = ((q, qd, qdd), tau).
+
+Validation rejects what no robot produces: NaN/inf, wrong shapes, time going backwards, a ``dt`` that
+disagrees with the time stamps, and magnitudes beyond :class:`Limits` (a torque of 1e30 Nm is a unit or
+logging error, and meta-training on it would fit a normaliser to it silently).
 """
 
 from __future__ import annotations
@@ -20,6 +24,80 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 
 ARRAY_FIELDS = ("t", "q", "qd", "qdd", "tau")
+DT_TOLERANCE = 0.01  # a stated dt may differ from the time stamps' median step by 1% at most
+
+
+@dataclasses.dataclass(frozen=True)
+class Limits:
+    """The largest magnitude each quantity may have; beyond it a value is taken for a unit or logging
+    error, not a measurement. Defaults are generous for any arm: q 1000 rad (160 turns of a continuous
+    joint, or 1000 m for a prismatic one), qd 1000 rad/s (almost 10,000 rpm), qdd 1e5 rad/s^2
+    (accelerations derived from noisy velocities included), tau 1e5 Nm (100 times a large industrial
+    arm's base joint). Override per quantity: ``Limits(tau=2e5)``, CLI ``--limit tau=2e5``."""
+
+    q: float = 1e3
+    qd: float = 1e3
+    qdd: float = 1e5
+    tau: float = 1e5
+
+    UNITS = {"q": "rad", "qd": "rad/s", "qdd": "rad/s^2", "tau": "Nm"}
+
+    def __post_init__(self):
+        for name in self.UNITS:
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and np.isfinite(value) and value > 0):
+                raise DataError(f"limit '{name}' must be a finite number > 0, got {value!r}")
+
+    @classmethod
+    def parse(cls, items) -> "Limits":
+        """From ``["tau=2e5", "qd=50"]`` (the CLI's ``--limit`` values)."""
+        values = {}
+        for item in items or ():
+            name, _, text = item.partition("=")
+            name = name.strip()
+            if name not in cls.UNITS or not text:
+                raise DataError(f"--limit '{item}': expected QUANTITY=VALUE with QUANTITY one of {', '.join(cls.UNITS)}")
+            try:
+                values[name] = float(text)
+            except ValueError:
+                raise DataError(f"--limit '{item}': '{text}' is not a number") from None
+        return cls(**values)
+
+    def check(self, name: str, values: np.ndarray, where: str = "") -> None:
+        """Raise a DataError naming the sample and joint of the first value beyond the limit."""
+        limit = getattr(self, name)
+        beyond = np.abs(values) > limit
+        if beyond.any():
+            index = tuple(int(i) for i in np.argwhere(beyond)[0])
+            joint = f", joint {index[1] + 1}" if len(index) > 1 else ""
+            raise DataError(
+                f"{where}field '{name}' = {float(values[index]):.4g} {self.UNITS[name]} at sample {index[0]}{joint} "
+                f"is beyond the physical limit {limit:g} {self.UNITS[name]} ({int(beyond.sum())} value(s) beyond it); "
+                f"fix the data's units, or raise the limit (Limits({name}=...), CLI --limit {name}=...)"
+            )
+
+
+DEFAULT_LIMITS = Limits()
+
+
+def check_dt(dt, t: np.ndarray, where: str = "") -> float:
+    """The sampling step: ``dt`` as stated (finite, > 0, within 1% of the median time step), or the median
+    time step when ``dt`` is None."""
+    median = float(np.median(np.diff(t)))
+    if dt is None:
+        return median
+    try:
+        dt = float(dt)
+    except (TypeError, ValueError):
+        raise DataError(f"{where}dt must be a number of seconds, got {dt!r}") from None
+    if not np.isfinite(dt) or dt <= 0:
+        raise DataError(f"{where}dt must be a finite number of seconds > 0, got {dt}")
+    if abs(dt - median) > DT_TOLERANCE * median:
+        raise DataError(
+            f"{where}dt = {dt:g} s disagrees with the time stamps, whose median step is {median:g} s "
+            f"({dt / median:.3g}x); fix dt or leave it out (it is then taken from the time stamps)"
+        )
+    return dt
 
 
 class DataError(ValueError):
@@ -38,10 +116,11 @@ class Trajectory:
     qdd: np.ndarray
     tau: np.ndarray
     robot: str = "unknown"
-    dt: float = 0.0
+    dt: float | None = None  # None: the median step of ``t``
     payload: float = 0.0
     phase: str = ""
     source: str | None = dataclasses.field(default=None, compare=False)
+    limits: Limits = dataclasses.field(default=DEFAULT_LIMITS, compare=False, repr=False)
 
     def __post_init__(self):
         where = _where(self.source)
@@ -81,10 +160,16 @@ class Trajectory:
                 f"{where}field 't' must be strictly increasing; t[{row + 1}]={self.t[row + 1]} "
                 f"<= t[{row}]={self.t[row]}"
             )
-        if not self.dt:
-            object.__setattr__(self, "dt", float(np.median(steps)))
-        if not np.isfinite(self.payload) or self.payload < 0:
-            raise DataError(f"{where}payload must be a finite mass >= 0 kg, got {self.payload}")
+        for name in ARRAY_FIELDS[1:]:
+            self.limits.check(name, getattr(self, name), where)
+        object.__setattr__(self, "dt", check_dt(self.dt, self.t, where))
+        try:
+            payload = float(self.payload)
+        except (TypeError, ValueError):
+            payload = float("nan")
+        if not np.isfinite(payload) or payload < 0:
+            raise DataError(f"{where}payload must be a finite mass >= 0 kg, got {self.payload!r}")
+        object.__setattr__(self, "payload", payload)
 
     @property
     def num_joints(self) -> int:

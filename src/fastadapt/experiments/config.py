@@ -2,11 +2,15 @@
 
 Values are parsed by the field's type: int, float, bool (true/false/1/0/yes/no), str, and tuples written
 comma-separated (``losses=structured,state-dependent``, ``meta.hidden=128,128``).
+
+A config may name keys that have no effect in it (``inert_keys() -> {key: reason}``, e.g. the pipeline's
+``meta.loss``, which its ``losses`` key decides): those are neither listed nor accepted.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 import typing
 
@@ -46,15 +50,28 @@ def apply_overrides(config, overrides: list[str]):
         if "=" not in item:
             raise ConfigError(f"'{item}': expected key=value")
         key, value = item.split("=", 1)
-        config = _set(config, key.strip().split("."), value.strip(), key.strip())
+        key = key.strip()
+        reason = inert_keys(config).get(key)
+        if reason:
+            raise ConfigError(f"'{key}' has no effect here: {reason}")
+        known = known_keys(config)
+        if key not in known and not any(k.startswith(key + ".") for k in known):
+            close = difflib.get_close_matches(key, known, n=3)
+            hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+            raise ConfigError(f"unknown config key '{key}'{hint} (`fastadapt keys` lists them all)")
+        config = _set(config, key.split("."), value.strip(), key)
     return config
+
+
+def inert_keys(config) -> dict[str, str]:
+    return config.inert_keys() if hasattr(config, "inert_keys") else {}
 
 
 def _set(config, path: list[str], value: str, full_key: str):
     names = {f.name for f in dataclasses.fields(config)}
     head = path[0]
     if head not in names:
-        raise ConfigError(f"unknown config key '{full_key}'; known keys: {', '.join(sorted(known_keys(config)))}")
+        raise ConfigError(f"unknown config key '{full_key}'; `fastadapt keys` lists the known ones")
     current = getattr(config, head)
     if len(path) > 1:
         if not dataclasses.is_dataclass(current):
@@ -72,6 +89,7 @@ def _set(config, path: list[str], value: str, full_key: str):
 
 
 def known_keys(config, prefix: str = "") -> list[str]:
+    """Every key that can be set on ``config`` (nested ones with dots), less its inert keys."""
     keys = []
     for field in dataclasses.fields(config):
         value = getattr(config, field.name)
@@ -79,4 +97,5 @@ def known_keys(config, prefix: str = "") -> list[str]:
             keys += known_keys(value, f"{prefix}{field.name}.")
         else:
             keys.append(prefix + field.name)
-    return keys
+    inert = inert_keys(config) if not prefix else {}
+    return [key for key in keys if key not in inert]

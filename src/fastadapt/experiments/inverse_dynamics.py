@@ -27,8 +27,10 @@ from fastadapt.adapt.online import (
 from fastadapt.adapt.pretrain import pretrain
 from fastadapt.checkpoint import load_pytree, save_pytree, write_json
 from fastadapt.data.batches import normalised_samples, sequential_stream
-from fastadapt.data.io import load, save
+from fastadapt.data.io import atomic_write_text, load, save
 from fastadapt.data.schunk import load_schunk, split_halves
+from fastadapt.data.trajectory import DEFAULT_LIMITS, Limits
+from fastadapt.experiments.validation import require_at_least, require_nonempty, require_positive_rates
 from fastadapt.losses import LEARNED_LOSSES, make_loss
 from fastadapt.meta.trainer import MetaTrainConfig, MetaTrainer, config_dict
 from fastadapt.report import figures, markdown
@@ -49,9 +51,28 @@ class PipelineConfig:
     def __post_init__(self):
         if self.data not in ("sim", "schunk"):
             raise ValueError(f"unknown data '{self.data}', expected 'sim' or 'schunk'")
+        require_nonempty(self, "losses", "trials")
         for name in self.losses:
             if name not in LEARNED_LOSSES:
                 raise ValueError(f"unknown learned loss '{name}', expected some of {LEARNED_LOSSES}")
+        if len(set(self.losses)) != len(self.losses):
+            raise ValueError(f"config field 'losses' names a loss twice: {self.losses}")
+        require_at_least(self, 0, "trials")
+        if len(set(self.trials)) != len(self.trials) or max(self.trials) > 2:
+            raise ValueError(f"config field 'trials' must be distinct pick-and-place trials among 0, 1, 2, got {self.trials}")
+        require_positive_rates(self, "sine_duration", "phase_duration")
+
+    def inert_keys(self) -> dict[str, str]:
+        """Keys that have no effect in this configuration, with the reason (they are neither listed by
+        ``fastadapt keys`` nor accepted as overrides)."""
+        inert = {"data": "the command chooses the data ('run sim' or 'run schunk')",
+                 "meta.loss": "the pipeline meta-trains every loss named in 'losses'"}
+        if self.data == "sim":
+            inert["schunk_path"] = "it is read by 'run schunk' only"
+        else:
+            for key in ("trials", "noise", "sine_duration", "phase_duration"):
+                inert[key] = "it shapes the simulated data, which 'run schunk' does not use"
+        return inert
 
 
 QUICK = dict(
@@ -68,10 +89,10 @@ def quick(config: PipelineConfig) -> PipelineConfig:
 
 
 # --- data ----------------------------------------------------------------------------------------------
-def prepare_data(config: PipelineConfig, directory: Path, progress: bool = True):
+def prepare_data(config: PipelineConfig, directory: Path, progress: bool = True, limits: Limits = DEFAULT_LIMITS):
     """(meta-train, meta-test, list of stream datasets); simulated data is cached in ``directory``."""
     if config.data == "schunk":
-        train, held_out = split_halves(load_schunk(config.schunk_path or None))
+        train, held_out = split_halves(load_schunk(config.schunk_path or None, limits))
         return train, held_out, [held_out]
     from fastadapt.sim import motions
 
@@ -202,14 +223,15 @@ def relative_to_baselines(summary: dict) -> dict:
 
 
 # --- the whole run -------------------------------------------------------------------------------------
-def run(config: PipelineConfig, directory, progress: bool = True, log=print) -> dict:
-    """Run the pipeline into ``directory`` (resumable: data and loss checkpoints are reused)."""
+def run(config: PipelineConfig, directory, progress: bool = True, log=print, limits: Limits = DEFAULT_LIMITS) -> dict:
+    """Run the pipeline into ``directory`` (resumable: data and loss checkpoints are reused); user data
+    (the Schunk logs) is checked against ``limits``."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     started = time.time()
     write_json(directory / "config.json", config_dict(config))
     log(f"[1/5] data: {config.data}")
-    train, test, stream_sets = prepare_data(config, directory / "data", progress)
+    train, test, stream_sets = prepare_data(config, directory / "data", progress, limits)
     log(f"      meta-train {train.num_samples} samples, meta-test {test.num_samples}, "
         f"{len(stream_sets)} stream(s) of {stream_sets[0].num_samples} samples")
 
@@ -248,7 +270,7 @@ def run(config: PipelineConfig, directory, progress: bool = True, log=print) -> 
         "figures": [f.name for f in figure_files],
     }
     write_json(directory / "metrics.json", metrics)
-    (directory / "report.md").write_text(markdown.pipeline_report(metrics, figure_files))
+    atomic_write_text(directory / "report.md", markdown.pipeline_report(metrics, figure_files))
     log(f"done in {metrics['seconds']:.0f} s: {directory / 'report.md'}")
     return metrics
 

@@ -33,12 +33,14 @@ from tqdm.auto import tqdm
 
 from fastadapt.adapt.pretrain import pretrain
 from fastadapt.adapt.runner import run_updates
-from fastadapt.checkpoint import load_pytree, save_pytree, write_json
+from fastadapt.experiments.validation import require_at_least, require_positive_rates
+from fastadapt.checkpoint import CheckpointError, load_pytree, previous_path, read_archive, save_pytree, write_json
 from fastadapt.data.batches import Normalizer, Samples, gather_windows, normalised_samples, window_starts
 from fastadapt.data.trajectory import Dataset
+from fastadapt.interrupt import deferred_interrupt
 from fastadapt.losses import make_loss
 from fastadapt.meta.algorithm import MetaState, make_meta_optimizer, meta_epoch
-from fastadapt.models.mlp import InverseDynamicsMLP
+from fastadapt.models.mlp import InverseDynamicsMLP, check_activation
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,9 +71,14 @@ class MetaTrainConfig:
 
     def __post_init__(self):
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
-        for name in ("batch_size", "iters_max", "epochs", "seeds", "eval_every", "eval_steps", "eval_seeds"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"config field '{name}' must be >= 1, got {getattr(self, name)}")
+        require_at_least(self, 1, "batch_size", "iters_max", "epochs", "seeds", "eval_every", "eval_steps", "eval_seeds",
+                         "eval_points", "pretrain_models", "pretrain_steps", "hidden")
+        require_at_least(self, 0, "batches_per_epoch", "seed")
+        require_positive_rates(self, "alpha", "eta", "pretrain_rate")
+        check_activation(self.activation)
+        make_loss(self.loss, 1)  # an unknown loss name fails here, not after the run directory is made
+        if self.meta_optimizer not in ("sgd", "adam"):
+            raise ValueError(f"unknown meta optimizer '{self.meta_optimizer}', expected 'adam' or 'sgd'")
         if self.start not in ("random", "pretrained"):
             raise ValueError(f"unknown start '{self.start}', expected 'random' or 'pretrained'")
         if self.batch_size % 2:
@@ -213,24 +220,13 @@ class MetaTrainer:
             history["baseline"] = self.baseline()
         bar = tqdm(range(start, c.epochs), initial=start, total=c.epochs, desc=f"meta-train {c.loss}",
                    disable=not progress, leave=False)
-        for epoch in bar:
-            epoch_keys = jax.vmap(lambda k: jax.random.fold_in(k, epoch))(keys)
-            state, task_losses = self._epoch(state, epoch_keys, self.train, self.train_starts, self.start_params)
-            task_loss = np.asarray(task_losses).mean(1)
-            history["epoch"].append(epoch + 1)
-            history["task_loss"].append(task_loss.tolist())
-            if (epoch + 1) % c.eval_every == 0 or epoch + 1 == c.epochs:
-                history["eval"].append(self.evaluate(state, epoch + 1))
-                history["eval_epoch"].append(epoch + 1)
-                best = _keep_best(best, state.loss_params, history["eval"][-1]["meta-train"]["mean"], epoch + 1)
-            bar.set_postfix(task_mse=f"{task_loss.mean():.4f}")
-            if not np.all(np.isfinite(task_loss)):
-                raise FloatingPointError(f"meta-training of '{c.loss}' diverged at epoch {epoch + 1} (task loss {task_loss})")
-            if directory is not None:
-                self._save(directory, state, keys, best, history, epoch + 1)
-            if on_epoch is not None:
-                on_epoch(epoch + 1, history)
+        with deferred_interrupt("this epoch's checkpoint" if directory is not None else "this epoch") as stop:
+            for epoch in bar:
+                state, best = self._run_epoch(epoch, state, keys, best, history, directory, bar, on_epoch)
+                stop.check()
+        bar.close()
         seed = int(jnp.argmin(best["score"]))
+
         params = jax.tree.map(lambda a: a[seed], best["params"])
         history["best_seed"] = seed
         history["selected_epoch"] = int(best["epoch"][seed])
@@ -239,15 +235,43 @@ class MetaTrainer:
             write_json(directory / "history.json", history)
         return MetaTrainResult(c, params, self.normalizer, history, directory)
 
+    def _run_epoch(self, epoch: int, state, keys, best, history, directory, bar, on_epoch):
+        """One epoch of Algorithm 1, its evaluation, and the checkpoint (before anything can stop the run)."""
+        c = self.config
+        epoch_keys = jax.vmap(lambda k: jax.random.fold_in(k, epoch))(keys)
+        state, task_losses = self._epoch(state, epoch_keys, self.train, self.train_starts, self.start_params)
+        task_loss = np.asarray(task_losses).mean(1)
+        if not np.all(np.isfinite(task_loss)):
+            raise FloatingPointError(
+                f"meta-training of '{c.loss}' diverged at epoch {epoch + 1} (task loss {task_loss}); "
+                "try a smaller eta or alpha")
+        history["epoch"].append(epoch + 1)
+        history["task_loss"].append(task_loss.tolist())
+        if (epoch + 1) % c.eval_every == 0 or epoch + 1 == c.epochs:
+            history["eval"].append(self.evaluate(state, epoch + 1))
+            history["eval_epoch"].append(epoch + 1)
+            best = _keep_best(best, state.loss_params, history["eval"][-1]["meta-train"]["mean"], epoch + 1)
+        bar.set_postfix(task_mse=f"{task_loss.mean():.4f}")
+        if directory is not None:
+            self._save(directory, state, keys, best, history, epoch + 1)
+        if on_epoch is not None:
+            on_epoch(epoch + 1, history)
+        return state, best
+
     def _save(self, directory: Path, state, keys, best, history, epoch: int) -> None:
         meta = {"config": config_dict(self.config), "epoch": epoch, "history": history}
-        save_pytree(directory / "checkpoint.npz", {"state": state, "keys": keys, "best": best}, meta)
+        save_pytree(directory / CHECKPOINT, {"state": state, "keys": keys, "best": best}, meta, keep_previous=True)
 
     def _resume(self, directory: Path, state, keys, best, history):
-        path = directory / "checkpoint.npz"
+        path = directory / CHECKPOINT
         if not path.exists():
             return state, keys, best, history, 0
-        tree, meta = load_pytree(path, {"state": state, "keys": keys, "best": best})
+        try:
+            tree, meta = load_pytree(path, {"state": state, "keys": keys, "best": best})
+            epoch, history = int(meta["epoch"]), meta["history"]
+        except (CheckpointError, KeyError, TypeError, ValueError) as error:
+            raise CheckpointError(f"{error if isinstance(error, CheckpointError) else f'{path}: damaged ({error})'}. "
+                                  + _recovery_hint(path)) from None
         saved = meta.get("config", {})
         mine = config_dict(self.config)
         changed = {k: (saved.get(k), v) for k, v in mine.items() if k != "epochs" and saved.get(k) != v}
@@ -256,7 +280,21 @@ class MetaTrainer:
                 f"{path} was written with a different config {changed} (saved, requested); "
                 "use another run directory"
             )
-        return tree["state"], tree["keys"], tree["best"], meta["history"], int(meta["epoch"])
+        return tree["state"], tree["keys"], tree["best"], history, epoch
+
+
+CHECKPOINT = "checkpoint.npz"
+
+
+def _recovery_hint(path: Path) -> str:
+    """How to go on from a damaged checkpoint: the previous one, if it is whole, or a restart."""
+    previous = previous_path(path)
+    try:
+        _, meta = read_archive(previous)
+        return (f"To resume from the previous checkpoint (epoch {int(meta['epoch'])}), replace it: "
+                f"mv {previous} {path}; or restart the run with --force")
+    except (OSError, ValueError, KeyError, TypeError):
+        return "No whole previous checkpoint is left: restart the run with --force"
 
 
 def _keep_best(best: dict, loss_params, scores, epoch: int) -> dict:
@@ -284,17 +322,32 @@ def save_loss(path, config: MetaTrainConfig, loss_params, normalizer: Normalizer
 def load_loss(path):
     """Returns (config, loss, loss_params, normalizer) from a file written by :func:`save_loss`."""
     path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"trained loss not found: {path}")
-    with np.load(path, allow_pickle=False) as archive:
-        meta = json.loads(str(archive["__metadata__"]))
-        joints = archive["['normalizer']['y_mean']"].shape[0]
-    config = MetaTrainConfig(**meta["config"])
+    stored, meta = read_archive(path, "trained loss")
+    if "config" not in meta or "['normalizer']['y_mean']" not in stored:
+        raise CheckpointError(f"{path}: not a trained loss (no loss config or normaliser; was it written by "
+                              "'fastadapt meta-train'?)")
+    known = {f.name for f in dataclasses.fields(MetaTrainConfig)}
+    unknown = sorted(set(meta["config"]) - known)
+    if unknown:
+        raise CheckpointError(f"{path}: unknown loss config field(s) {unknown}; was it written by a newer fastadapt?")
+    try:
+        config = MetaTrainConfig(**meta["config"])
+    except (TypeError, ValueError) as error:
+        raise CheckpointError(f"{path}: invalid loss config ({error})") from None
+    joints = int(stored["['normalizer']['y_mean']"].shape[0]) if stored["['normalizer']['y_mean']"].ndim == 1 else 0
+    if joints < 1:
+        raise CheckpointError(f"{path}: the normaliser has no joints")
     loss = make_loss(config.loss, joints)
     zeros = jnp.zeros(joints)
     template = {
         "loss_params": loss.init(jax.random.PRNGKey(0)),
         "normalizer": {"x_mean": jnp.zeros(3 * joints), "x_std": jnp.zeros(3 * joints), "y_mean": zeros, "y_std": zeros},
     }
-    tree, _ = load_pytree(path, template)
-    return config, loss, tree["loss_params"], Normalizer(**tree["normalizer"])
+    tree, _ = load_pytree(path, template, "trained loss")
+    for name, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+        if not np.all(np.isfinite(leaf)):
+            raise CheckpointError(f"{path}: entry '{jax.tree_util.keystr(name)}' holds NaN/inf")
+    normalizer = Normalizer(**tree["normalizer"])
+    if not np.all(np.asarray(normalizer.x_std) > 0) or not np.all(np.asarray(normalizer.y_std) > 0):
+        raise CheckpointError(f"{path}: the normaliser's scales must be > 0")
+    return config, loss, tree["loss_params"], normalizer

@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 
 from fastadapt.data.digits import binary_task, load_digits
 from fastadapt.experiments.lrmem.common import MEMORY_METHODS, METHODS, optimizer
+from fastadapt.experiments.validation import require_at_least, require_choice, require_in_range, require_nonempty, require_positive_rates
 from fastadapt.experiments.lrmem.output import finish, markdown_table, prepare, steps_to
 from fastadapt.models.digits import DigitNet, cross_entropy
 from fastadapt.optim import MemoryConfig, transfer_memory
@@ -48,6 +49,15 @@ class Config:
     lstm_rounds: int = 16
     seed: int = 0
 
+    def __post_init__(self):
+        require_at_least(self, 1, "steps", "seeds", "lstm_rounds")
+        require_at_least(self, 2, "num_models")
+        require_at_least(self, 0, "seed")
+        require_positive_rates(self, "eta", "etas", "threshold", "grad_clip")
+        require_positive_rates(self, "metagd_memory_rate", "memadam_memory_rate", "adam_memory_rate", allow_zero=True)
+        require_nonempty(self, "pairs", "etas")
+        _pairs(self)
+
 
 def quick(config: Config) -> Config:
     return dataclasses.replace(config, steps=40, seeds=1, etas=(0.1, 0.01), lstm_rounds=2)
@@ -58,8 +68,8 @@ def _pairs(config: Config) -> list[tuple[int, int]]:
         pairs = [tuple(int(v) for v in p.split("-")) for p in config.pairs]
     except ValueError:
         raise ValueError(f"pairs must look like '1-2', got {config.pairs}") from None
-    if any(len(p) != 2 for p in pairs):
-        raise ValueError(f"pairs must look like '1-2', got {config.pairs}")
+    if any(len(p) != 2 or p[0] == p[1] or not all(0 <= d <= 9 for d in p) for p in pairs):
+        raise ValueError(f"pairs must be two different digits 0-9 like '1-2', got {config.pairs}")
     return pairs
 
 

@@ -19,6 +19,7 @@ from tqdm.auto import tqdm
 
 from fastadapt.data.batches import normalised_samples
 from fastadapt.experiments.lrmem.common import REPORT_JOINT, cached, optimizer, raw_torque_normalizer, summed_mse
+from fastadapt.experiments.validation import require_at_least, require_choice, require_in_range, require_nonempty, require_positive_rates
 from fastadapt.experiments.lrmem.output import finish, markdown_table, prepare, steps_to
 from fastadapt.models.mlp import PerJointMLP
 from fastadapt.optim import MemoryConfig, transfer_memory
@@ -38,6 +39,14 @@ class Config:
     hidden: tuple[int, ...] = (100, 50, 10)
     thresholds: tuple[float, ...] = (10.0, 1.0)
     seed: int = 0
+
+    def __post_init__(self):
+        require_at_least(self, 1, "steps", "hidden")
+        require_at_least(self, 100, "points")
+        require_at_least(self, 2, "num_models")
+        require_at_least(self, 0, "seed")
+        require_positive_rates(self, "dt", "eta", "grad_clip", "thresholds")
+        require_positive_rates(self, "memory_rate", allow_zero=True)
 
 
 def quick(config: Config) -> Config:

@@ -23,6 +23,7 @@ from fastadapt.data.batches import sequential_stream
 from fastadapt.experiments.lrmem.common import (
     MEMORY_METHODS, REPORT_JOINT, cached, first_window_mean, optimizer, raw_torque_normalizer, summed_mse,
 )
+from fastadapt.experiments.validation import require_at_least, require_choice, require_in_range, require_nonempty, require_positive_rates
 from fastadapt.experiments.lrmem.output import finish, markdown_table, prepare
 from fastadapt.models.mlp import PerJointMLP
 from fastadapt.optim import MemoryConfig, transfer_memory
@@ -54,6 +55,22 @@ class Config:
     window_ms: float = 500.0
     figure_eta: float = 0.0001
     seed: int = 0
+
+    def __post_init__(self):
+        require_at_least(self, 1, "trials", "batch_size", "hidden")
+        require_at_least(self, 2, "num_models")
+        require_at_least(self, 0, "seed")
+        require_positive_rates(self, "duration", "dt", "etas", "grad_clip", "window_ms")
+        require_positive_rates(self, "memory_rate", allow_zero=True)
+        require_nonempty(self, "etas", "methods")
+        require_choice(self, "methods", ("GD", "MetaGD"))
+        if self.figure_eta not in self.etas:
+            raise ValueError(f"config field 'figure_eta' must be one of etas {self.etas}, got {self.figure_eta!r}")
+        if self.window_ms / 1000 / self.dt < self.batch_size:
+            raise ValueError(f"config field 'window_ms' ({self.window_ms:g} ms) must span at least one batch of "
+                             f"{self.batch_size} samples at dt = {self.dt:g} s")
+        if self.duration / self.dt < 2 * self.batch_size:
+            raise ValueError(f"config field 'duration' ({self.duration:g} s) is too short for two batches at dt = {self.dt:g} s")
 
 
 def quick(config: Config) -> Config:

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from fastadapt.checkpoint import write_json
+from fastadapt.data.io import atomic_write_text
 
 
 def steps_to(values, threshold) -> int | None:
@@ -33,6 +34,6 @@ def finish(directory: Path, title: str, metrics: dict, body: list[str], figures:
     metrics = dict(metrics, figures=[f.name for f in figures])
     write_json(directory / "metrics.json", metrics)
     text = [f"## {title}", ""] + body + [""] + [f"![{f.stem}]({f.name})" for f in figures]
-    (directory / "report.md").write_text("\n".join(text) + "\n")
+    atomic_write_text(directory / "report.md", "\n".join(text) + "\n")
     log(f"wrote {directory / 'report.md'}")
     return metrics

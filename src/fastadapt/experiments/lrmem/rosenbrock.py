@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from fastadapt.experiments.validation import require_at_least, require_choice, require_in_range, require_nonempty, require_positive_rates
 from fastadapt.experiments.lrmem.output import finish, markdown_table, prepare, steps_to
 from fastadapt.optim import MemoryConfig, lr_memory, transfer_memory
 from fastadapt.optim.loop import minimize
@@ -31,6 +32,17 @@ class Config:
     memory_rate: float = 1e-4
     threshold: float = 1e-3
     snapshot_fractions: tuple[float, ...] = (0.02, 0.1, 0.4)
+
+    def __post_init__(self):
+        require_at_least(self, 1, "steps")
+        require_at_least(self, 2, "num_models")
+        require_positive_rates(self, "eta", "clip", "threshold")
+        require_positive_rates(self, "memory_rate", allow_zero=True)
+        for name in ("start_x", "start_y"):
+            if not -1e3 <= getattr(self, name) <= 1e3:
+                raise ValueError(f"config field '{name}' must lie in [-1000, 1000], got {getattr(self, name)!r}")
+        require_nonempty(self, "snapshot_fractions")
+        require_in_range(self, "snapshot_fractions", 0.0, 1.0)
 
 
 def quick(config: Config) -> Config:

@@ -1,0 +1,505 @@
+"""A catalogue of bad inputs and faults, each with the exact error it must give.
+
+Used by ``tests/test_bad_input.py`` (one test per case) and ``benchmarks/reliability.py`` (the counts in
+docs/RESULTS.md). A case runs the command line in-process through :func:`fastadapt.cli.run` (which lets
+errors propagate; ``main`` turns each of :data:`fastadapt.cli.USER_ERRORS` into one line and status 2)
+or calls the library, inside a folder holding the user's files, and is judged:
+
+* ``clear``: the expected error class, a message matching the expected pattern, on one line;
+* ``wrong diagnosis``: a user error, but another class or message;
+* ``traceback``: an exception ``main`` does not turn into a message;
+* ``silent``: no error at all;
+* ``files lost``: any file the user had before the command changed or vanished (judged first).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import io as text_io
+import json
+import re
+import shutil
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from fastadapt import cli
+from fastadapt.checkpoint import CheckpointError
+from fastadapt.data import io
+from fastadapt.data.trajectory import DataError, Dataset, Trajectory
+from fastadapt.experiments.config import ConfigError
+from fastadapt.rundir import MARKER, RunDirectoryError
+
+J = 2
+TINY_META = ["epochs=1", "batch_size=16", "batches_per_epoch=2", "iters_max=2", "eval_steps=2", "eval_seeds=1",
+             "eval_points=64", "hidden=8"]
+
+
+# --- the user's good files ---------------------------------------------------------------------------------
+def trajectory(T=120, seed=0, joints=J, dt=0.01):
+    rng = np.random.default_rng(seed)
+    t = np.arange(T) * dt
+    q = np.sin(np.outer(t, np.arange(1, joints + 1))) + 0.01 * rng.normal(size=(T, joints))
+    qd = np.gradient(q, dt, axis=0)
+    qdd = np.gradient(qd, dt, axis=0)
+    return Trajectory(t=t, q=q, qd=qd, qdd=qdd, tau=2 * q + 0.1 * qdd, robot="toy", dt=dt, phase=f"p{seed}")
+
+
+def make_fixtures(root: Path) -> dict[str, Path]:
+    """Good files every case starts from, and a trained loss (one tiny meta-training run)."""
+    root.mkdir(parents=True, exist_ok=True)
+    files = {
+        "train": io.save(Dataset(tuple(trajectory(seed=s) for s in range(3))), root / "train.npz", overwrite=True),
+        "test": io.save(Dataset(tuple(trajectory(seed=s) for s in range(3, 5))), root / "test.npz", overwrite=True),
+        "train_csv": io.save(Dataset((trajectory(T=40, seed=7),)), root / "train.csv", overwrite=True),
+        "three_joints": io.save(Dataset((trajectory(seed=8, joints=3),)), root / "three.npz", overwrite=True),
+        "short": io.save(Dataset((trajectory(T=10, seed=9),)), root / "short.npz", overwrite=True),
+    }
+    run = root / "trained"
+    if not (run / "loss.npz").exists():
+        shutil.rmtree(run, ignore_errors=True)
+        cli.run(["meta-train", "--train", str(files["train"]), "--test", str(files["test"]), "--out", str(run),
+                 "--no-progress", "loss=structured", *TINY_META])
+    files["run"] = run
+    files["loss"] = run / "loss.npz"
+    return files
+
+
+# --- ways to spoil a file -------------------------------------------------------------------------------------
+def npz_arrays(path) -> dict:
+    with np.load(path, allow_pickle=False) as archive:
+        return {k: archive[k] for k in archive.files}
+
+
+def write_npz(path, arrays) -> Path:
+    with open(path, "wb") as handle:
+        np.savez(handle, **arrays)
+    return Path(path)
+
+
+def spoiled_npz(fx, work: Path, name="bad.npz", meta=None, **changes) -> Path:
+    """The good meta-train file with arrays replaced (None removes one) or its meta edited."""
+    arrays = npz_arrays(fx["train"])
+    for key, value in changes.items():
+        if value is None:
+            arrays.pop(key)
+        else:
+            arrays[key] = value
+    if meta is not None:
+        arrays["meta"] = np.array(meta if isinstance(meta, str) else json.dumps(meta))
+    return write_npz(work / name, arrays)
+
+
+def with_meta(fx, index: int, **fields) -> list:
+    meta = json.loads(str(npz_arrays(fx["train"])["meta"]))
+    meta[index].update(fields)
+    return meta
+
+
+def spoiled_csv(fx, work: Path, edit: Callable[[list[str]], list[str]], name="bad.csv", prefix: bytes = b"") -> Path:
+    lines = Path(fx["train_csv"]).read_text().splitlines()
+    path = work / name
+    path.write_bytes(prefix + ("\n".join(edit(lines)) + "\n").encode())
+    return path
+
+
+def set_cell(row: int, column: int, value: str):
+    def edit(lines):
+        cells = lines[row].split(",")
+        cells[column] = value
+        lines[row] = ",".join(cells)
+        return lines
+    return edit
+
+
+def truncated(source: Path, work: Path, name: str, fraction=0.5) -> Path:
+    data = Path(source).read_bytes()
+    (work / name).write_bytes(data[: int(len(data) * fraction)])
+    return work / name
+
+
+def bit_flipped(source: Path, work: Path, name: str, position=0.5) -> Path:
+    data = bytearray(Path(source).read_bytes())
+    data[int(len(data) * position)] ^= 0x10
+    (work / name).write_bytes(bytes(data))
+    return work / name
+
+
+def empty(work: Path, name: str) -> Path:
+    (work / name).write_bytes(b"")
+    return work / name
+
+
+def copied_run(fx, work: Path) -> Path:
+    target = work / "run"
+    shutil.copytree(fx["run"], target)
+    return target
+
+
+def foreign_project(work: Path) -> Path:
+    """A user's folder that happens to hold a config.json (the --force data-loss report)."""
+    project = work / "project"
+    (project / "src").mkdir(parents=True)
+    (project / "config.json").write_text("{}")
+    (project / "src" / "main.py").write_text("print('mine')\n")
+    return project
+
+
+# --- the catalogue ------------------------------------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class Case:
+    name: str
+    error: type
+    message: str
+    argv: Callable | None = None  # (fixtures, work) -> list of CLI arguments
+    call: Callable | None = None  # (fixtures, work) -> anything; the library instead of the CLI
+
+
+def meta_train(train, test, out, *extra):
+    return ["meta-train", "--train", str(train), "--test", str(test), "--out", str(out), "--no-progress",
+            "loss=structured", *TINY_META, *extra]
+
+
+def _data_file_faults():
+    """(name, error, message, make(fx, work) -> path) for data files; each is run through every verb."""
+    meta_json = "not json {"
+    return [
+        ("missing", FileNotFoundError, r"data file not found", lambda fx, w: w / "nope.npz"),
+        ("directory", DataError, r"not a file", lambda fx, w: (w / "d.npz").mkdir() or w / "d.npz"),
+        ("unknown extension", DataError, r"unknown data format '\.txt'", lambda fx, w: (w / "d.txt").write_text("1") and w / "d.txt"),
+        ("empty npz", DataError, r"not a readable \.npz", lambda fx, w: empty(w, "e.npz")),
+        ("truncated npz", DataError, r"(not a readable|damaged) \.npz", lambda fx, w: truncated(fx["train"], w, "t.npz")),
+        ("bit-flipped npz", DataError, r"damaged \.npz|not a readable", lambda fx, w: bit_flipped(fx["train"], w, "f.npz")),
+        ("plain .npy as npz", DataError, r"single array", lambda fx, w: (np.save(w / "a.npy", np.zeros(3)), shutil.move(w / "a.npy", w / "a.npz"))[1]),
+        ("NaN torque", DataError, r"field 'tau' holds 1 NaN/inf value\(s\), first at sample 3",
+         lambda fx, w: spoiled_npz(fx, w, traj000_tau=_poke(npz_arrays(fx["train"])["traj000_tau"], 3, np.nan))),
+        ("1e30 torque", DataError, r"traj001\]: field 'tau' = 1e\+30 Nm at sample 5, joint 2 is beyond the physical limit",
+         lambda fx, w: spoiled_npz(fx, w, traj001_tau=_poke(npz_arrays(fx["train"])["traj001_tau"], 5, 1e30, 1))),
+        ("1e9 velocity", DataError, r"field 'qd' = 1e\+09 rad/s at sample 2",
+         lambda fx, w: spoiled_npz(fx, w, traj000_qd=_poke(npz_arrays(fx["train"])["traj000_qd"], 2, 1e9))),
+        ("dt 240x off", DataError, r"dt = 2\.4 s disagrees with the time stamps, whose median step is 0\.01 s",
+         lambda fx, w: spoiled_npz(fx, w, meta=with_meta(fx, 1, dt=2.4))),
+        ("dt NaN", DataError, r"dt must be a finite number of seconds > 0, got nan",
+         lambda fx, w: spoiled_npz(fx, w, meta=with_meta(fx, 0, dt=float("nan")))),
+        ("dt negative", DataError, r"dt must be a finite number of seconds > 0, got -0\.01",
+         lambda fx, w: spoiled_npz(fx, w, meta=with_meta(fx, 0, dt=-0.01))),
+        ("dt a string", DataError, r"dt must be a number of seconds, got 'fast'",
+         lambda fx, w: spoiled_npz(fx, w, meta=with_meta(fx, 0, dt="fast"))),
+        ("negative payload", DataError, r"payload must be a finite mass >= 0 kg, got -1",
+         lambda fx, w: spoiled_npz(fx, w, meta=with_meta(fx, 2, payload=-1))),
+        ("malformed meta JSON", DataError, r"bad\.npz: array 'meta' is not valid JSON", lambda fx, w: spoiled_npz(fx, w, meta=meta_json)),
+        ("meta not a list", DataError, r"'meta' must be a JSON list", lambda fx, w: spoiled_npz(fx, w, meta={"dt": 1})),
+        ("meta count", DataError, r"'meta' describes 2 trajectories, found 3",
+         lambda fx, w: spoiled_npz(fx, w, meta=with_meta(fx, 0)[:2])),
+        ("wrong shape", DataError, r"field 'tau' must have shape \[T, J\] = \(120, 2\).*got \(120, 3\)",
+         lambda fx, w: spoiled_npz(fx, w, traj000_tau=np.zeros((120, 3)))),
+        ("missing torque", DataError, r"missing field 'tau' \(key traj002_tau\)", lambda fx, w: spoiled_npz(fx, w, traj002_tau=None)),
+        ("unexpected key", DataError, r"unexpected key 'torques'", lambda fx, w: spoiled_npz(fx, w, torques=np.zeros(3))),
+        ("time backwards", DataError, r"'t' must be strictly increasing; t\[7\]",
+         lambda fx, w: spoiled_npz(fx, w, traj000_t=_poke(npz_arrays(fx["train"])["traj000_t"], 7, 0.0))),
+        ("strings as positions", DataError, r"field 'q' holds <U1 values, expected numbers",
+         lambda fx, w: spoiled_npz(fx, w, traj000_q=np.full((120, 2), "a"))),
+        ("no trajectories", DataError, r"no trajectories found", lambda fx, w: write_npz(w / "none.npz", {"meta": np.array("[]")})),
+        ("empty csv", DataError, r"empty file, expected a header row", lambda fx, w: empty(w, "e.csv")),
+        ("csv bad header", DataError, r"header does not match", lambda fx, w: spoiled_csv(fx, w, lambda l: ["a,b"] + l[1:])),
+        ("csv header only", DataError, r"no data rows", lambda fx, w: spoiled_csv(fx, w, lambda l: l[:1])),
+        ("csv non-numeric value", DataError, r"line 4, column 'q1': 'abc' is not a number", lambda fx, w: spoiled_csv(fx, w, set_cell(3, 6, "abc"))),
+        ("csv non-numeric payload on a later row", DataError, r"line 6: column 'payload' is 'heavy' but line 2",
+         lambda fx, w: spoiled_csv(fx, w, set_cell(5, 3, "heavy"))),
+        ("csv dt changes mid-trajectory", DataError, r"line 9: column 'dt' is '0.02'", lambda fx, w: spoiled_csv(fx, w, set_cell(8, 4, "0.02"))),
+        ("csv dt NaN", DataError, r"dt must be a finite number of seconds > 0, got nan",
+         lambda fx, w: spoiled_csv(fx, w, lambda l: l[:1] + [_cell(r, 4, "nan") for r in l[1:]])),
+        ("csv dt negative", DataError, r"dt must be a finite number of seconds > 0, got -0\.01",
+         lambda fx, w: spoiled_csv(fx, w, lambda l: l[:1] + [_cell(r, 4, "-0.01") for r in l[1:]])),
+        ("csv short row", DataError, r"line 3 has 5 values, expected", lambda fx, w: spoiled_csv(fx, w, lambda l: l[:2] + ["0,toy,p7,0,0.01"] + l[3:])),
+        ("csv not UTF-8", DataError, r"not a UTF-8 text file", lambda fx, w: (w / "b.csv").write_bytes(b"\xff\xfe\x00garbage\x81") and w / "b.csv"),
+        ("csv 1e30 torque", DataError, r"field 'tau' = 1e\+30 Nm at sample 2, joint 1",
+         lambda fx, w: spoiled_csv(fx, w, set_cell(3, 12, "1e30"))),
+    ]
+
+
+def _poke(array, row, value, column=0):
+    """A float copy of ``array`` with one entry set (``[row]`` of a vector, ``[row, column]`` of a matrix)."""
+    array = np.array(array, dtype=np.float64)
+    array[(row,) if array.ndim == 1 else (row, column)] = value
+    return array
+
+
+def _cell(line: str, column: int, value: str) -> str:
+    cells = line.split(",")
+    cells[column] = value
+    return ",".join(cells)
+
+
+def _data_cases() -> list[Case]:
+    cases = []
+    for name, error, message, make in _data_file_faults():
+        cases.append(Case(f"data inspect: {name}", error, message, lambda fx, w, make=make: ["data", "inspect", str(make(fx, w))]))
+        cases.append(Case(f"data convert: {name}", error, message,
+                          lambda fx, w, make=make: ["data", "convert", str(make(fx, w)), str(w / "out.csv")]))
+        cases.append(Case(f"meta-train --train: {name}", error, message,
+                          lambda fx, w, make=make: meta_train(make(fx, w), fx["test"], w / "run")))
+        cases.append(Case(f"adapt --stream: {name}", error, message,
+                          lambda fx, w, make=make: ["adapt", "--loss", str(fx["loss"]), "--stream", str(make(fx, w))]))
+    return cases
+
+
+def _loss_file_cases() -> list[Case]:
+    def adapt(make):
+        return lambda fx, w: ["adapt", "--loss", str(make(fx, w)), "--stream", str(fx["test"])]
+
+    def unknown_field(fx, w):
+        stored = npz_arrays(fx["loss"])
+        meta = json.loads(str(stored["__metadata__"]))
+        meta["config"]["colour"] = "blue"
+        stored["__metadata__"] = np.array(json.dumps(meta))
+        return write_npz(w / "loss.npz", stored)
+
+    def nan_params(fx, w):
+        from fastadapt.meta.trainer import load_loss, save_loss
+
+        config, loss, params, normalizer = load_loss(fx["loss"])
+        params = {"w": np.full_like(np.asarray(params["w"]), np.nan)}
+        return save_loss(w / "loss.npz", config, params, normalizer)
+
+    return [
+        Case("adapt --loss: missing", FileNotFoundError, r"trained loss not found", adapt(lambda fx, w: w / "none.npz")),
+        Case("adapt --loss: empty", CheckpointError, r"loss\.npz: damaged or not an \.npz", adapt(lambda fx, w: empty(w, "loss.npz"))),
+        Case("adapt --loss: truncated", CheckpointError, r"loss\.npz: damaged", adapt(lambda fx, w: truncated(fx["loss"], w, "loss.npz"))),
+        Case("adapt --loss: bit-flipped", CheckpointError, r"loss\.npz: (damaged|entry .* does not match its checksum)",
+             adapt(lambda fx, w: bit_flipped(fx["loss"], w, "loss.npz", 0.3))),
+        Case("adapt --loss: a data file", CheckpointError, r"train\.npz: not a fastadapt trained loss \(no '__metadata__'",
+             adapt(lambda fx, w: fx["train"])),
+        Case("adapt --loss: unknown config field", CheckpointError, r"unknown loss config field\(s\) \['colour'\]", adapt(unknown_field)),
+        Case("adapt --loss: NaN parameters", CheckpointError, r"entry '\['loss_params'\]\['w'\]' holds NaN/inf", adapt(nan_params)),
+        Case("adapt --loss: a directory", CheckpointError, r"not a file", adapt(lambda fx, w: fx["run"])),
+        Case("adapt: stream with other joints", DataError, r"has 3 joints but the model/loss expects 2",
+             lambda fx, w: ["adapt", "--loss", str(fx["loss"]), "--stream", str(fx["three_joints"])]),
+    ]
+
+
+def _checkpoint_cases() -> list[Case]:
+    def resume_with(damage):
+        def argv(fx, w):
+            run = copied_run(fx, w)
+            damage(run)
+            return meta_train(fx["train"], fx["test"], run)
+        return argv
+
+    def flip(path):
+        data = bytearray(path.read_bytes())
+        data[len(data) // 3] ^= 0x04
+        path.write_bytes(bytes(data))
+
+    return [
+        Case("meta-train resume: truncated checkpoint", CheckpointError,
+             r"checkpoint\.npz: damaged.*No whole previous checkpoint is left: restart the run with --force",
+             resume_with(lambda run: truncated(run / "checkpoint.npz", run, "checkpoint.npz", 0.6))),
+        Case("meta-train resume: bit-flipped checkpoint", CheckpointError, r"checkpoint\.npz: .*(damaged|checksum).*--force",
+             resume_with(lambda run: flip(run / "checkpoint.npz"))),
+        Case("meta-train resume: empty checkpoint", CheckpointError, r"checkpoint\.npz: damaged",
+             resume_with(lambda run: empty(run, "checkpoint.npz"))),
+        Case("meta-train resume: damaged marker", RunDirectoryError, r"\.fastadapt-run\.json is damaged",
+             resume_with(lambda run: (run / MARKER).write_text("{"))),
+    ]
+
+
+def _run_directory_cases() -> list[Case]:
+    def file_out(fx, w):
+        (w / "notes.txt").write_text("mine")
+        return w / "notes.txt"
+
+    other_train = lambda fx, w: io.save(Dataset((trajectory(seed=11), trajectory(seed=12))), w / "other.npz")
+    return [
+        Case("meta-train --out: an existing file", RunDirectoryError, r"notes\.txt is a file, not a directory",
+             lambda fx, w: meta_train(fx["train"], fx["test"], file_out(fx, w))),
+        Case("demo --out: an existing file", RunDirectoryError, r"is a file, not a directory",
+             lambda fx, w: ["demo", "--quick", "--out", str(file_out(fx, w))]),
+        Case("lrmem --out: an existing file", RunDirectoryError, r"is a file, not a directory",
+             lambda fx, w: ["lrmem", "rosenbrock", "--out", str(file_out(fx, w))]),
+        Case("adapt --out: an existing file", RunDirectoryError, r"is a file, not a directory",
+             lambda fx, w: ["adapt", "--loss", str(fx["loss"]), "--stream", str(fx["test"]), "seeds=1", "--out", str(file_out(fx, w))]),
+        Case("meta-train --out: unwritable (/sys)", RunDirectoryError, r"cannot create run directory /sys/fastadapt-x",
+             lambda fx, w: meta_train(fx["train"], fx["test"], "/sys/fastadapt-x")),
+        Case("demo --out: unwritable (/sys)", RunDirectoryError, r"cannot create run directory /sys/fastadapt-x",
+             lambda fx, w: ["demo", "--quick", "--out", "/sys/fastadapt-x"]),
+        Case("lrmem --out: unwritable (/sys)", RunDirectoryError, r"cannot create run directory /sys/fastadapt-x",
+             lambda fx, w: ["lrmem", "rosenbrock", "--out", "/sys/fastadapt-x"]),
+        Case("data convert OUT: unwritable (/sys)", PermissionError, r"Operation not permitted|Permission denied",
+             lambda fx, w: ["data", "convert", str(fx["train"]), "/sys/fastadapt-x/out.npz"]),
+        Case("data convert OUT: a directory", DataError, r"is a directory",
+             lambda fx, w: ["data", "convert", str(fx["train"]), str((w / "dir.npz").mkdir() or w / "dir.npz")]),
+        Case("data convert OUT: unknown format", DataError, r"unknown data format '\.h5'",
+             lambda fx, w: ["data", "convert", str(fx["train"]), str(w / "out.h5")]),
+        Case("data convert OUT: exists", FileExistsError, r"exists; pass --force",
+             lambda fx, w: ["data", "convert", str(fx["train"]), str(shutil.copy(fx["test"], w / "mine.npz"))]),
+        Case("data sine OUT: exists", FileExistsError, r"exists; pass --force",
+             lambda fx, w: ["data", "sine", str(shutil.copy(fx["test"], w / "mine.npz"))]),
+        Case("--force on a folder fastadapt did not make", RunDirectoryError,
+             r"project exists and is not a fastadapt run directory .*with or without --force",
+             lambda fx, w: meta_train(fx["train"], fx["test"], foreign_project(w), "--force")),
+        Case("--out a non-empty folder fastadapt did not make", RunDirectoryError, r"not a fastadapt run directory",
+             lambda fx, w: ["demo", "--quick", "--out", str(foreign_project(w))]),
+        Case("meta-train into a run on other data", RunDirectoryError,
+             r"holds a fastadapt run with another config or data \(inputs\.train: ",
+             lambda fx, w: meta_train(other_train(fx, w), fx["test"], copied_run(fx, w))),
+        Case("meta-train into a run with another config", RunDirectoryError,
+             r"another config or data \(config\.meta_train\.eta: 0\.01 \(saved\) vs 0\.02 \(now\)",
+             lambda fx, w: meta_train(fx["train"], fx["test"], copied_run(fx, w), "eta=0.02")),
+    ]
+
+
+def _config_cases() -> list[Case]:
+    mt = lambda *extra: (lambda fx, w: meta_train(fx["train"], fx["test"], w / "run", *extra))
+    adapt = lambda *extra: (lambda fx, w: ["adapt", "--loss", str(fx["loss"]), "--stream", str(fx["test"]), *extra])
+    demo = lambda *extra: (lambda fx, w: ["demo", "--quick", "--out", str(w / "run"), *extra])
+    return [
+        Case("demo meta.loss=bogus (a key that does nothing)", ConfigError, r"'meta\.loss' has no effect here", demo("meta.loss=bogus")),
+        Case("demo data=schunk (set by the command)", ConfigError, r"'data' has no effect here", demo("data=schunk")),
+        Case("run sim schunk_path=...", ConfigError, r"'schunk_path' has no effect here",
+             lambda fx, w: ["run", "sim", "--out", str(w / "r"), "schunk_path=x.npz"]),
+        Case("run schunk trials=0", ConfigError, r"'trials' has no effect here",
+             lambda fx, w: ["run", "schunk", "--out", str(w / "r"), "trials=0"]),
+        Case("run schunk: missing file", FileNotFoundError, r"data file not found",
+             lambda fx, w: ["run", "schunk", "--out", str(w / "r"), f"schunk_path={w / 'none.npz'}"]),
+        Case("demo: typo in a key", ConfigError, r"unknown config key 'meta\.epoch'; did you mean 'meta\.epochs'", demo("meta.epoch=3")),
+        Case("demo: a key without value", ConfigError, r"'epochs': expected key=value", demo("epochs")),
+        Case("demo: a group as a key", ConfigError, r"'meta' is a group", demo("meta=3")),
+        Case("demo online.alpha=inf", ConfigError, r"'online\.alpha=inf': expected a finite number", demo("online.alpha=inf")),
+        Case("demo online.seeds=0", ConfigError, r"'online\.seeds=0': config field 'seeds' must be an integer >= 1", demo("online.seeds=0")),
+        Case("demo meta.hidden=0", ConfigError, r"'hidden' must be an integer >= 1", demo("meta.hidden=0")),
+        Case("demo losses= (none)", ConfigError, r"'losses' must not be empty", demo("losses=")),
+        Case("demo trials=5", ConfigError, r"'trials' must be distinct pick-and-place trials among 0, 1, 2", demo("trials=5")),
+        Case("demo online.sgd_grid=-1", ConfigError, r"'sgd_grid' must be a finite number > 0", demo("online.sgd_grid=-1,0.1")),
+        Case("meta-train activation=bogus", ConfigError, r"unknown activation 'bogus'", mt("activation=bogus")),
+        Case("meta-train loss=bogus", ConfigError, r"unknown loss 'bogus'", mt("loss=bogus")),
+        Case("meta-train loss=mse (nothing to learn)", ValueError, r"loss 'mse' has no parameters to meta-train", mt("loss=mse")),
+        Case("meta-train epochs=0", ConfigError, r"'epochs' must be an integer >= 1", mt("epochs=0")),
+        Case("meta-train batch_size=15 (odd)", ConfigError, r"batch_size must be even", mt("batch_size=15")),
+        Case("meta-train eta=-1", ConfigError, r"'eta' must be a finite number > 0", mt("eta=-1")),
+        Case("meta-train meta_optimizer=rmsprop", ConfigError, r"unknown meta optimizer 'rmsprop'", mt("meta_optimizer=rmsprop")),
+        Case("meta-train: data too short for a batch", DataError, r"no trajectory has the 16 consecutive samples",
+             lambda fx, w: meta_train(fx["short"], fx["test"], w / "run")),
+        Case("meta-train: test file with other joints", DataError, r"meta-test data has 3 joints but the model/loss expects 2",
+             lambda fx, w: meta_train(fx["train"], fx["three_joints"], w / "run")),
+        Case("meta-train --limit bogus", DataError, r"--limit 'force=1': expected QUANTITY=VALUE",
+             lambda fx, w: meta_train(fx["train"], fx["test"], w / "run", "--limit", "force=1")),
+        Case("meta-train --limit tau=-1", DataError, r"limit 'tau' must be a finite number > 0",
+             lambda fx, w: meta_train(fx["train"], fx["test"], w / "run", "--limit", "tau=-1")),
+        Case("meta-train --limit tau=abc", DataError, r"'abc' is not a number",
+             lambda fx, w: meta_train(fx["train"], fx["test"], w / "run", "--limit", "tau=abc")),
+        Case("meta-train --limit tau=1 (data beyond it)", DataError, r"field 'tau' = .* beyond the physical limit 1 Nm",
+             lambda fx, w: meta_train(fx["train"], fx["test"], w / "run", "--limit", "tau=1")),
+        Case("adapt rate=-1", ConfigError, r"'rate' must be a finite number > 0", adapt("rate=-1")),
+        Case("adapt rate=nan", ConfigError, r"expected a finite number", adapt("rate=nan")),
+        Case("adapt seeds=0", ConfigError, r"'seeds' must be an integer >= 1", adapt("seeds=0")),
+        Case("adapt batch_size=0", ConfigError, r"'batch_size' must be an integer >= 1", adapt("batch_size=0")),
+        Case("adapt batch_size=500 (longer than the stream's trajectories)", DataError, r"shorter than one batch of 500",
+             adapt("batch_size=500")),
+        Case("lrmem rosenbrock steps=0", ConfigError, r"'steps' must be an integer >= 1",
+             lambda fx, w: ["lrmem", "rosenbrock", "--out", str(w / "r"), "steps=0"]),
+        Case("lrmem rosenbrock snapshot_fractions=-0.5,2", ConfigError, r"'snapshot_fractions' must lie in \[0, 1\]",
+             lambda fx, w: ["lrmem", "rosenbrock", "--out", str(w / "r"), "snapshot_fractions=-0.5,2"]),
+        Case("lrmem id-online figure_eta not among etas", ConfigError, r"'figure_eta' must be one of etas",
+             lambda fx, w: ["lrmem", "id-online", "--out", str(w / "r"), "figure_eta=0.5"]),
+        Case("lrmem id-online methods=Adam", ConfigError, r"'methods': unknown value 'Adam'",
+             lambda fx, w: ["lrmem", "id-online", "--out", str(w / "r"), "methods=Adam"]),
+        Case("lrmem digits pairs=1-1", ConfigError, r"two different digits",
+             lambda fx, w: ["lrmem", "digits", "--out", str(w / "r"), "pairs=1-1"]),
+        Case("lrmem digits: missing MNIST folder", FileNotFoundError, r"data file not found",
+             lambda fx, w: ["lrmem", "digits", "--out", str(w / "r"), f"source={w / 'mnist'}"]),
+        Case("lrmem id-batch memory_rate=-1", ConfigError, r"'memory_rate' must be a finite number >= 0",
+             lambda fx, w: ["lrmem", "id-batch", "--out", str(w / "r"), "memory_rate=-1"]),
+        Case("keys: unknown experiment", ConfigError, r"unknown experiment 'bogus'", lambda fx, w: ["keys", "bogus"]),
+    ]
+
+
+def _adapter_cases() -> list[Case]:
+    def adapter(**kwargs):
+        def call(fx, w):
+            from fastadapt.adapt.adapter import Adapter
+
+            return Adapter.from_loss_file(fx["loss"], **kwargs)
+        return call
+
+    def tick(q, qd, qdd, tau=None):
+        def call(fx, w):
+            from fastadapt.adapt.adapter import Adapter
+
+            a = Adapter.from_loss_file(fx["loss"])
+            return a.observe(q, qd, qdd, tau) if tau is not None else a.predict(q, qd, qdd)
+        return call
+
+    return [
+        Case("Adapter learning_rate=nan", ValueError, r"learning_rate must be a finite number > 0, got nan", call=adapter(learning_rate=float("nan"))),
+        Case("Adapter learning_rate=inf", ValueError, r"learning_rate must be a finite number > 0, got inf", call=adapter(learning_rate=float("inf"))),
+        Case("Adapter learning_rate=-1", ValueError, r"learning_rate must be a finite number > 0, got -1", call=adapter(learning_rate=-1.0)),
+        Case("Adapter learning_rate='fast'", ValueError, r"learning_rate must be a finite number > 0, got 'fast'", call=adapter(learning_rate="fast")),
+        Case("Adapter batch_size=0", ValueError, r"batch_size must be an integer >= 1, got 0", call=adapter(batch_size=0)),
+        Case("Adapter batch_size=2.5", ValueError, r"batch_size must be an integer >= 1, got 2\.5", call=adapter(batch_size=2.5)),
+        Case("Adapter optimizer='rmsprop'", ValueError, r"unknown optimizer 'rmsprop'", call=adapter(optimizer="rmsprop")),
+        Case("Adapter.predict: 3 joints for 2", DataError, r"q has 3 joints, the adapter's model has 2", call=tick([0, 0, 0], [0, 0], [0, 0])),
+        Case("Adapter.predict: NaN", DataError, r"qd holds NaN/inf", call=tick([0, 0], [0, np.nan], [0, 0])),
+        Case("Adapter.predict: 1e9 rad/s", DataError, r"qd = .* is beyond the physical limit 1000 rad/s", call=tick([0, 0], [1e9, 0], [0, 0])),
+        Case("Adapter.predict: text", DataError, r"q must be 2 numbers", call=tick(["a", "b"], [0, 0], [0, 0])),
+        Case("Adapter.observe: 1e30 Nm", DataError, r"tau = .* is beyond the physical limit 100000 Nm", call=tick([0, 0], [0, 0], [0, 0], [1e30, 0])),
+        Case("Adapter.observe: inf torque", DataError, r"tau holds NaN/inf", call=tick([0, 0], [0, 0], [0, 0], [np.inf, 0])),
+    ]
+
+
+def all_cases() -> list[Case]:
+    return _data_cases() + _loss_file_cases() + _checkpoint_cases() + _run_directory_cases() + _config_cases() + _adapter_cases()
+
+
+# --- running a case -----------------------------------------------------------------------------------------
+def snapshot(root: Path) -> dict[str, str]:
+    """sha256 of every file under ``root`` but run-directory markers (fastadapt's own bookkeeping)."""
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file() and p.name != MARKER}
+
+
+@dataclasses.dataclass
+class Outcome:
+    verdict: str  # clear | wrong diagnosis | traceback | silent | files lost
+    detail: str
+    error: BaseException | None = None
+
+
+def run_case(case: Case, fixtures: dict, work: Path) -> Outcome:
+    """Set the case up in ``work`` (a fresh folder), run it, and judge it."""
+    work.mkdir(parents=True, exist_ok=True)
+    fixture_root = Path(fixtures["train"]).parent
+    before = {"fixtures": snapshot(fixture_root)}
+    error = None
+    with contextlib.redirect_stdout(text_io.StringIO()), contextlib.redirect_stderr(text_io.StringIO()):
+        try:
+            if case.call is not None:
+                before["work"] = snapshot(work)
+                case.call(fixtures, work)
+            else:
+                argv = [str(a) for a in case.argv(fixtures, work)]
+                before["work"] = snapshot(work)
+                cli.run(argv + (["--no-progress"] if _takes_progress(argv) else []))
+        except BaseException as caught:  # noqa: BLE001 - judging every outcome is the point
+            error = caught
+    for name, root in (("work", work), ("fixtures", fixture_root)):
+        if name in before:
+            after = snapshot(root)
+            changed = [p for p, digest in before[name].items() if after.get(p) != digest]
+            if changed:
+                return Outcome("files lost", f"changed or removed: {changed}", error)
+    if error is None:
+        return Outcome("silent", "no error")
+    if not isinstance(error, cli.USER_ERRORS):
+        return Outcome("traceback", f"{type(error).__name__}: {error}", error)
+    text = cli.describe(error)
+    if type(error) is not case.error or not re.search(case.message, text):
+        return Outcome("wrong diagnosis", f"{type(error).__name__}: {text}", error)
+    return Outcome("clear", text, error)
+
+
+def _takes_progress(argv: list[str]) -> bool:
+    return argv[0] in ("demo", "run", "lrmem") and "--no-progress" not in argv
