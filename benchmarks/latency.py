@@ -5,16 +5,22 @@ step and waits for it) and reports p50/p99 of the updating calls, for MSE+SGD an
 loss, side by side in one run: the adapters take turns in rounds of 100 updates, so a burst of noise
 from the shared machine lands on all of them alike. On a shared machine the
 p99 is set by scheduling noise, so it is also given per round (the median over rounds of each round's
-p99). ``--disable-gc`` runs with ``gc.freeze(); gc.disable()`` as a real-time loop might.
-Usage: python benchmarks/latency.py [--updates 3000] [--rounds 5] [--disable-gc]
+p99). ``--disable-gc`` runs with ``gc.freeze(); gc.disable()`` as a real-time loop might. ``--against REV``
+also times the Adapter of an earlier git revision (e.g. before a change to its update), interleaved.
+Usage: python benchmarks/latency.py [--updates 3000] [--rounds 5] [--disable-gc] [--against REV]
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import importlib.util
 import platform
+import subprocess
+import sys
+import tempfile
 import time
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -39,12 +45,26 @@ def measure(adapter: Adapter, samples: np.ndarray, joints: int) -> tuple[np.ndar
     return np.array(update_times), np.array(buffer_times)
 
 
+def adapter_class_at(revision: str):
+    """The Adapter class of ``src/fastadapt/adapt/adapter.py`` as it was at a git revision."""
+    source = subprocess.run(["git", "show", f"{revision}:src/fastadapt/adapt/adapter.py"], capture_output=True,
+                            text=True, check=True, cwd=Path(__file__).resolve().parent.parent).stdout
+    path = Path(tempfile.mkdtemp()) / f"adapter_{revision}.py"
+    path.write_text(source)
+    spec = importlib.util.spec_from_file_location(f"adapter_{revision}", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module.Adapter
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--updates", type=int, default=3000)
     parser.add_argument("--joints", type=int, default=7)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--disable-gc", action="store_true", help="gc.freeze() + gc.disable() before timing")
+    parser.add_argument("--against", metavar="REV", help="also time the Adapter of this git revision")
     args = parser.parse_args()
     J = args.joints
     model = InverseDynamicsMLP(J)
@@ -53,13 +73,18 @@ def main():
     samples = rng.normal(size=(5 * args.updates, 4 * J)).astype(np.float32)
     print(f"machine: {platform.processor() or platform.machine()}, jax {jax.__version__}, {jax.devices()[0].platform}")
     print(f"model {model.sizes}, batch 5, {args.updates} updates\n")
-    names = ("mse", "structured", "state-dependent", "mlp")
+    losses = ("mse", "structured", "state-dependent", "mlp")
+    classes = {"": Adapter}
+    if args.against:
+        classes[f" @{args.against}"] = adapter_class_at(args.against)
     adapters = {}
-    for name in names:
-        loss = make_loss(name, J)
-        adapters[name] = Adapter(model, norm, model.init(jax.random.PRNGKey(0)), loss,
-                                 loss.init(jax.random.PRNGKey(1)), "sgd", 1e-3, batch_size=5)
-        measure(adapters[name], samples[:50], J)  # compile and warm up
+    for name in losses:
+        for suffix, cls in classes.items():
+            loss = make_loss(name, J)
+            adapters[name + suffix] = cls(model, norm, model.init(jax.random.PRNGKey(0)), loss,
+                                          loss.init(jax.random.PRNGKey(1)), "sgd", 1e-3, batch_size=5)
+            measure(adapters[name + suffix], samples[:50], J)  # compile and warm up
+    names = tuple(adapters)
     if args.disable_gc:
         gc.collect()
         gc.freeze()

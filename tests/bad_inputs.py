@@ -156,6 +156,7 @@ class Case:
     message: str
     argv: Callable | None = None  # (fixtures, work) -> list of CLI arguments
     call: Callable | None = None  # (fixtures, work) -> anything; the library instead of the CLI
+    group: str = ""
 
 
 def meta_train(train, test, out, *extra):
@@ -451,7 +452,10 @@ def _adapter_cases() -> list[Case]:
 
 
 def all_cases() -> list[Case]:
-    return _data_cases() + _loss_file_cases() + _checkpoint_cases() + _run_directory_cases() + _config_cases() + _adapter_cases()
+    groups = {"data files (npz, csv) x 4 verbs": _data_cases(), "trained loss files": _loss_file_cases(),
+              "checkpoints and markers": _checkpoint_cases(), "run directories and outputs": _run_directory_cases(),
+              "configs and options": _config_cases(), "Adapter API": _adapter_cases()}
+    return [dataclasses.replace(case, group=group) for group, cases in groups.items() for case in cases]
 
 
 # --- running a case -----------------------------------------------------------------------------------------

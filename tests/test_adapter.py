@@ -69,3 +69,46 @@ def test_adapter_with_a_learning_rate_memory_matches_the_runner_and_hands_on_its
     assert not np.allclose(memory.rates, 0.05)  # it learned
     carried = Adapter(model, norm, theta, loss, phi, transform, opt_state=transfer_memory(transform.init(theta), memory))
     np.testing.assert_array_equal(find_memory(carried.opt_state).rates, memory.rates)
+
+
+@pytest.mark.parametrize("optimizer, rate, diverges", [("sgd", 10.0, True), ("sgd", 1e3, True), ("adam", 1e3, False)])
+def test_a_diverging_rate_never_yields_a_non_finite_torque(parts, optimizer, rate, diverges):
+    import warnings
+
+    from fastadapt.adapt.adapter import UpdateRejectedWarning
+
+    model, norm, loss, phi, theta = parts
+    adapter = Adapter(model, norm, theta, loss, phi, optimizer, rate, batch_size=5)
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(600, 3 * J))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for row in x:
+            tau = adapter.predict(row[:J], row[J:2 * J], row[2 * J:])
+            assert np.all(np.isfinite(tau)) and np.abs(tau).max() <= adapter.limits.tau
+            adapter.observe(row[:J], row[J:2 * J], row[2 * J:], 50 * np.sin(row[:J]))
+        rejected = adapter.rejected_updates
+    said = [w for w in caught if issubclass(w.category, UpdateRejectedWarning) and "rejected" in str(w.message)]
+    assert (rejected > 0) == diverges  # plain SGD blows up at these rates; Adam's steps are bounded
+    assert bool(said) == diverges and (not said or f"({rejected} of 120 rejected so far)" in str(said[-1].message))
+    assert all(np.all(np.isfinite(leaf)) for leaf in jax.tree.leaves(adapter.params))
+
+
+def test_a_rejected_update_keeps_the_last_good_parameters(parts):
+    """With a rate so large that the first update overflows, the model stays exactly where it started."""
+    model, norm, loss, phi, theta = parts
+    adapter = Adapter(model, norm, theta, loss, phi, "sgd", 1e38, batch_size=1)
+    with pytest.warns(RuntimeWarning):
+        adapter.observe([1.0, 2.0, 3.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0], [5.0, -5.0, 5.0])
+        assert adapter.rejected_updates == 1 and adapter.updates == 1
+    for a, b in zip(jax.tree.leaves(adapter.params), jax.tree.leaves(theta)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_good_rate_rejects_nothing(parts):
+    model, norm, loss, phi, theta = parts
+    adapter = Adapter(model, norm, theta, loss, phi, "sgd", 1e-3, batch_size=5)
+    rng = np.random.default_rng(2)
+    for row in rng.normal(size=(100, 4 * J)):
+        adapter.observe(row[:J], row[J:2 * J], row[2 * J:3 * J], row[3 * J:])
+    assert adapter.rejected_updates == 0 and adapter.updates == 20

@@ -13,10 +13,11 @@ The step is one jitted call; inputs are normalised inside.
 
 Never a non-finite torque. An update that would make any parameter or optimizer state non-finite, or the
 model's prediction on the batch it learned from non-finite or beyond the torque limit (``limits.tau``),
-is rejected inside the jitted step: the last good
-parameters are kept, ``rejected_updates`` counts it and an :class:`UpdateRejectedWarning` says so (read
-one update later, so the control loop never waits for it). Inputs must be finite and within physical
-:class:`~fastadapt.data.trajectory.Limits`. Should a prediction still be non-finite or beyond the torque limit,
+is rejected inside the jitted step: the last good parameters are kept, and a counter inside the step counts
+it. ``rejected_updates`` reads that counter, and ``observe`` reads it every ``SETTLE_EVERY`` updates and
+then says so with an :class:`UpdateRejectedWarning` (a host sync of one number, kept off most ticks).
+Inputs must be finite and within physical :class:`~fastadapt.data.trajectory.Limits`, checked with one
+vectorised comparison per sample. Should a prediction still be non-finite or beyond the torque limit,
 ``predict`` returns the prediction of the parameters the adapter started from, and counts it in
 ``fallback_predictions``. To keep the per-call dispatch cost low
 (at 1 kHz it dominates the arithmetic), the network's parameters and the loss's parameters each travel as
@@ -83,10 +84,15 @@ class Adapter:
         self._flat_loss_params = flat_loss_params
         self._fallback = jnp.array(flat_params)  # a copy: the step donates (and so invalidates) self._flat
         self._xy = np.zeros((batch_size, 4 * self.joints), np.float32)
+        self._x = np.zeros(3 * self.joints, np.float32)
         self._count = 0
         self.updates = 0
         self.limits = limits
-        self._rejected, self._pending_ok = 0, None
+        J = self.joints
+        # one check per sample: |value| <= limit is False for NaN and inf too
+        self._row_limits = np.repeat(np.asarray([limits.q, limits.qd, limits.qdd, limits.tau], np.float32), J)
+        self._rejected_on_device = jnp.zeros((), jnp.int32)  # counted inside the step, read now and then
+        self._rejected, self._reported = 0, 0
         self.fallback_predictions = 0
         norm, unravel, joints, tau_limit = normalizer, self._unravel, self.joints, limits.tau
 
@@ -97,8 +103,8 @@ class Adapter:
             leaves = [jnp.all(jnp.isfinite(a)) for a in jax.tree.leaves(tree) if jnp.issubdtype(a.dtype, jnp.inexact)]
             return functools.reduce(jnp.logical_and, leaves, jnp.bool_(True))
 
-        @functools.partial(jax.jit, donate_argnums=(0, 1))
-        def step(flat, opt_state, flat_loss, xy):
+        @functools.partial(jax.jit, donate_argnums=(0, 1, 2))
+        def step(flat, opt_state, rejected, flat_loss, xy):
             batch = Samples(norm.inputs(xy[:, : 3 * joints]), norm.targets(xy[:, 3 * joints:]))
             grads = jax.grad(objective)(flat, flat_loss, batch)
             if on_tree:
@@ -112,7 +118,7 @@ class Adapter:
             tau_new = norm.torques(model.apply(unravel(new_flat), batch.x))
             ok = all_finite(new_flat) & all_finite(new_state) & jnp.all(jnp.abs(tau_new) <= tau_limit)
             keep = lambda new, old: jnp.where(ok, new, old)
-            return keep(new_flat, flat), jax.tree.map(keep, new_state, opt_state), ok
+            return keep(new_flat, flat), jax.tree.map(keep, new_state, opt_state), rejected + (~ok).astype(jnp.int32)
 
         @jax.jit
         def predict(flat, x):
@@ -131,15 +137,15 @@ class Adapter:
         return self._rejected
 
     def _settle(self) -> None:
-        """Count the last update if it was rejected (its flag is long computed when this runs)."""
-        if self._pending_ok is not None:
-            ok, self._pending_ok = bool(self._pending_ok), None
-            if not ok:
-                self._rejected += 1
-                warnings.warn(
-                    f"online update {self.updates} rejected: it would have made the model non-finite "
-                    f"({self._rejected} rejected so far); the last good parameters are kept. "
-                    "The learning rate is likely too large.", UpdateRejectedWarning, stacklevel=3)
+        """Read the device-side count of rejected updates and warn if it grew (a host sync of one
+        number, so ``observe`` does it only every ``SETTLE_EVERY`` updates)."""
+        self._rejected = int(self._rejected_on_device)
+        if self._rejected > self._reported:
+            warnings.warn(
+                f"online update rejected: it would have made the model non-finite ({self._rejected} of "
+                f"{self.updates} rejected so far); the last good parameters are kept. The learning rate is likely "
+                "too large.", UpdateRejectedWarning, stacklevel=3)
+            self._reported = self._rejected
 
     @property
     def opt_state(self):
@@ -162,23 +168,42 @@ class Adapter:
         kwargs.setdefault("learning_rate", config.alpha)
         return cls(model, normalizer, params, loss, loss_params, **kwargs)
 
-    def _vector(self, name, value, quantity=None) -> np.ndarray:
+    def _write(self, row: np.ndarray, offset: int, name: str, value) -> None:
+        """Copy ``value`` (J numbers) into ``row`` at ``offset``; the fast path does no other checks."""
         try:
-            arr = np.asarray(value, dtype=np.float32).reshape(-1)
+            count = len(value)
+            if count == self.joints:
+                row[offset: offset + self.joints] = value
+                return
         except (TypeError, ValueError):
             raise DataError(f"{name} must be {self.joints} numbers, got {value!r}") from None
-        if arr.shape[0] != self.joints:
-            raise DataError(f"{name} has {arr.shape[0]} joints, the adapter's model has {self.joints}")
-        if not np.all(np.isfinite(arr)):
-            raise DataError(f"{name} holds NaN/inf: {arr}")
-        limit = getattr(self.limits, quantity or name)
-        if np.abs(arr).max() > limit:
-            raise DataError(f"{name} = {arr} is beyond the physical limit {limit:g} {Limits.UNITS[quantity or name]}")
-        return arr
+        raise DataError(f"{name} has {count} joints, the adapter's model has {self.joints}")
+
+    def _check(self, row: np.ndarray, names) -> None:
+        """Every value finite and within its physical limit (one vectorised test; details on failure)."""
+        limits = self._row_limits[: row.shape[0]]
+        if (np.abs(row) <= limits).all():
+            return
+        J = self.joints
+        for k, (name, quantity) in enumerate(names):
+            part = row[k * J: (k + 1) * J]
+            if not np.isfinite(part).all():
+                raise DataError(f"{name} holds NaN/inf: {part}")
+            limit = getattr(self.limits, quantity)
+            if np.abs(part).max() > limit:
+                raise DataError(f"{name} = {part} is beyond the physical limit {limit:g} {Limits.UNITS[quantity]}")
+
+    _PREDICT_NAMES = (("q", "q"), ("qd", "qd"), ("qdd_des", "qdd"))
+    _OBSERVE_NAMES = (("q", "q"), ("qd", "qd"), ("qdd", "qdd"), ("tau", "tau"))
 
     def predict(self, q, qd, qdd_des) -> np.ndarray:
         """Feed-forward torque (Nm) for the current state and desired acceleration; always finite."""
-        x = jnp.asarray(np.concatenate([self._vector("q", q), self._vector("qd", qd), self._vector("qdd_des", qdd_des, "qdd")]))
+        J, x = self.joints, self._x
+        self._write(x, 0, "q", q)
+        self._write(x, J, "qd", qd)
+        self._write(x, 2 * J, "qdd_des", qdd_des)
+        self._check(x, self._PREDICT_NAMES)
+        x = jnp.asarray(x)
         tau = np.asarray(self._predict(self._flat, x))
         if np.abs(tau).max() <= self.limits.tau:  # False for NaN too
             return tau
@@ -186,25 +211,29 @@ class Adapter:
         tau = np.asarray(self._predict(self._fallback, x))
         if not np.isfinite(tau).all():
             raise FloatingPointError(f"the model's prediction is non-finite even with its starting parameters "
-                                     f"for q={x[:self.joints]}, qd={x[self.joints:2 * self.joints]}")
+                                     f"for q={self._x[:J]}, qd={self._x[J:2 * J]}")
         warnings.warn(f"the adapted model's prediction was non-finite or beyond {self.limits.tau:g} Nm; "
                       "returned the starting model's", UpdateRejectedWarning, stacklevel=2)
         return tau
 
+    SETTLE_EVERY = 64  # updates between reads of the rejection count
+
     def observe(self, q, qd, qdd, tau) -> bool:
         """Record one measured sample; returns True when it completed a batch and the model updated."""
-        k, J = self._count, self.joints
-        self._xy[k, :J] = self._vector("q", q)
-        self._xy[k, J: 2 * J] = self._vector("qd", qd)
-        self._xy[k, 2 * J: 3 * J] = self._vector("qdd", qdd)
-        self._xy[k, 3 * J:] = self._vector("tau", tau)
+        J, row = self.joints, self._xy[self._count]
+        self._write(row, 0, "q", q)
+        self._write(row, J, "qd", qd)
+        self._write(row, 2 * J, "qdd", qdd)
+        self._write(row, 3 * J, "tau", tau)
+        self._check(row, self._OBSERVE_NAMES)
         self._count += 1
         if self._count < self.batch_size:
             return False
-        self._settle()
         # a copy: on CPU jax may alias a numpy buffer that the next observe() overwrites
-        self._flat, self._opt_state, self._pending_ok = self._step(
-            self._flat, self._opt_state, self._flat_loss_params, self._xy.copy())
+        self._flat, self._opt_state, self._rejected_on_device = self._step(
+            self._flat, self._opt_state, self._rejected_on_device, self._flat_loss_params, self._xy.copy())
         self._count = 0
         self.updates += 1
+        if self.updates % self.SETTLE_EVERY == 0:
+            self._settle()
         return True
