@@ -357,6 +357,7 @@ def _config_cases() -> list[Case]:
     mt = lambda *extra: (lambda fx, w: meta_train(fx["train"], fx["test"], w / "run", *extra))
     adapt = lambda *extra: (lambda fx, w: ["adapt", "--loss", str(fx["loss"]), "--stream", str(fx["test"]), *extra])
     demo = lambda *extra: (lambda fx, w: ["demo", "--quick", "--out", str(w / "run"), *extra])
+    lrmem = lambda name, *extra: (lambda fx, w: ["lrmem", name, "--out", str(w / "r"), *extra])
     return [
         Case("demo meta.loss=bogus (a key that does nothing)", ConfigError, r"'meta\.loss' has no effect here", demo("meta.loss=bogus")),
         Case("demo data=schunk (set by the command)", ConfigError, r"'data' has no effect here", demo("data=schunk")),
@@ -387,13 +388,13 @@ def _config_cases() -> list[Case]:
         Case("meta-train: test file with other joints", DataError, r"meta-test data has 3 joints but the model/loss expects 2",
              lambda fx, w: meta_train(fx["train"], fx["three_joints"], w / "run")),
         Case("meta-train --limit bogus", DataError, r"--limit 'force=1': expected QUANTITY=VALUE",
-             lambda fx, w: meta_train(fx["train"], fx["test"], w / "run", "--limit", "force=1")),
+             mt("--limit", "force=1")),
         Case("meta-train --limit tau=-1", DataError, r"limit 'tau' must be a finite number > 0",
-             lambda fx, w: meta_train(fx["train"], fx["test"], w / "run", "--limit", "tau=-1")),
+             mt("--limit", "tau=-1")),
         Case("meta-train --limit tau=abc", DataError, r"'abc' is not a number",
-             lambda fx, w: meta_train(fx["train"], fx["test"], w / "run", "--limit", "tau=abc")),
+             mt("--limit", "tau=abc")),
         Case("meta-train --limit tau=1 (data beyond it)", DataError, r"field 'tau' = .* beyond the physical limit 1 Nm",
-             lambda fx, w: meta_train(fx["train"], fx["test"], w / "run", "--limit", "tau=1")),
+             mt("--limit", "tau=1")),
         Case("adapt rate=-1", ConfigError, r"'rate' must be a finite number > 0", adapt("rate=-1")),
         Case("adapt rate=nan", ConfigError, r"expected a finite number", adapt("rate=nan")),
         Case("adapt seeds=0", ConfigError, r"'seeds' must be an integer >= 1", adapt("seeds=0")),
@@ -401,19 +402,19 @@ def _config_cases() -> list[Case]:
         Case("adapt batch_size=500 (longer than the stream's trajectories)", DataError, r"shorter than one batch of 500",
              adapt("batch_size=500")),
         Case("lrmem rosenbrock steps=0", ConfigError, r"'steps' must be an integer >= 1",
-             lambda fx, w: ["lrmem", "rosenbrock", "--out", str(w / "r"), "steps=0"]),
+             lrmem("rosenbrock", "steps=0")),
         Case("lrmem rosenbrock snapshot_fractions=-0.5,2", ConfigError, r"'snapshot_fractions' must lie in \[0, 1\]",
-             lambda fx, w: ["lrmem", "rosenbrock", "--out", str(w / "r"), "snapshot_fractions=-0.5,2"]),
+             lrmem("rosenbrock", "snapshot_fractions=-0.5,2")),
         Case("lrmem id-online figure_eta not among etas", ConfigError, r"'figure_eta' must be one of etas",
-             lambda fx, w: ["lrmem", "id-online", "--out", str(w / "r"), "figure_eta=0.5"]),
+             lrmem("id-online", "figure_eta=0.5")),
         Case("lrmem id-online methods=Adam", ConfigError, r"'methods': unknown value 'Adam'",
-             lambda fx, w: ["lrmem", "id-online", "--out", str(w / "r"), "methods=Adam"]),
+             lrmem("id-online", "methods=Adam")),
         Case("lrmem digits pairs=1-1", ConfigError, r"two different digits",
-             lambda fx, w: ["lrmem", "digits", "--out", str(w / "r"), "pairs=1-1"]),
+             lrmem("digits", "pairs=1-1")),
         Case("lrmem digits: missing MNIST folder", FileNotFoundError, r"data file not found",
-             lambda fx, w: ["lrmem", "digits", "--out", str(w / "r"), f"source={w / 'mnist'}"]),
+             lambda fx, w: lrmem("digits", f"source={w / 'mnist'}")(fx, w)),
         Case("lrmem id-batch memory_rate=-1", ConfigError, r"'memory_rate' must be a finite number >= 0",
-             lambda fx, w: ["lrmem", "id-batch", "--out", str(w / "r"), "memory_rate=-1"]),
+             lrmem("id-batch", "memory_rate=-1")),
         Case("keys: unknown experiment", ConfigError, r"unknown experiment 'bogus'", lambda fx, w: ["keys", "bogus"]),
     ]
 

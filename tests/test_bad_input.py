@@ -137,3 +137,29 @@ def test_a_diverged_result_is_written_as_strict_json_null_with_a_diverged_flag(t
     saved = json.loads((tmp_path / "metrics.json").read_text(), parse_constant=_refuse_constant)
     assert saved["runs"]["GD"] == {"final_f": None, "curve": [1.0, None]} and saved["runs"]["MetaGD"]["final_f"] == 0.5
     assert saved["diverged"] == ["runs.GD.curve", "runs.GD.final_f"]
+
+
+def test_a_damaged_checkpoint_names_the_previous_one_and_following_the_hint_resumes_exactly(fixtures, tmp_path):
+    """Two epochs leave checkpoint.npz (epoch 2) and checkpoint.prev.npz (epoch 1). Damage the newest:
+    the error says how to resume from the previous one, and doing so gives the uninterrupted result."""
+    import re
+    import shutil
+
+    from fastadapt.checkpoint import CheckpointError, read_archive
+
+    reference, out = tmp_path / "reference", tmp_path / "run"
+    argv = lambda directory: meta_train(fixtures["train"], fixtures["test"], directory, "epochs=2")
+    assert cli.run(argv(reference)) == 0
+    shutil.copytree(reference, out)
+    (out / "loss.npz").unlink()
+    data = bytearray((out / "checkpoint.npz").read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (out / "checkpoint.npz").write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match=r"To resume from the previous checkpoint \(epoch 1\), replace it: mv ") as caught:
+        cli.run(argv(out))
+    source, target = re.search(r"mv (\S+) (\S+);", str(caught.value)).groups()
+    shutil.move(source, target)
+    assert cli.run(argv(out)) == 0
+    expected, got = read_archive(reference / "loss.npz")[0], read_archive(out / "loss.npz")[0]
+    for key in expected:
+        np.testing.assert_array_equal(got[key], expected[key])

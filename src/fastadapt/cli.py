@@ -218,7 +218,13 @@ def cmd_keys(args) -> int:
 
 COMMANDS = {"demo": lambda a: cmd_pipeline(a, "sim"), "run": lambda a: cmd_pipeline(a, a.data), "data": cmd_data,
             "meta-train": cmd_meta_train, "adapt": cmd_adapt, "lrmem": cmd_lrmem, "keys": cmd_keys}
-RESUMABLE = {"demo", "run", "meta-train", "lrmem"}
+# what survives a Ctrl-C, per command
+ON_INTERRUPT = {
+    "demo": "the last meta-training checkpoint is intact. Run the same command to resume",
+    "run": "the last meta-training checkpoint is intact. Run the same command to resume",
+    "meta-train": "the last checkpoint is intact. Run the same command to resume",
+    "lrmem": "simulated data already made is kept. Run the same command to go on",
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -316,9 +322,8 @@ def main(argv=None) -> int:
         print(f"fastadapt: error: {describe(error)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        if args.command in RESUMABLE:
-            print(f"fastadapt: interrupted; the last checkpoint is intact. Run the same command to resume: {args.argv}",
-                  file=sys.stderr)
+        if args.command in ON_INTERRUPT:
+            print(f"fastadapt: interrupted; {ON_INTERRUPT[args.command]}: {args.argv}", file=sys.stderr)
         else:
             print("fastadapt: interrupted; nothing was half-written", file=sys.stderr)
         return INTERRUPTED
