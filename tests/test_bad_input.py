@@ -163,3 +163,20 @@ def test_a_damaged_checkpoint_names_the_previous_one_and_following_the_hint_resu
     expected, got = read_archive(reference / "loss.npz")[0], read_archive(out / "loss.npz")[0]
     for key in expected:
         np.testing.assert_array_equal(got[key], expected[key])
+
+
+def test_restarting_with_force_as_the_hint_says_gives_the_uninterrupted_result(fixtures, tmp_path):
+    import shutil
+
+    from fastadapt.checkpoint import CheckpointError, read_archive
+
+    out = tmp_path / "run"
+    shutil.copytree(fixtures["run"], out)
+    (out / "checkpoint.npz").write_bytes((out / "checkpoint.npz").read_bytes()[:100])
+    argv = meta_train(fixtures["train"], fixtures["test"], out)
+    with pytest.raises(CheckpointError, match="No whole previous checkpoint is left: restart the run with --force"):
+        cli.run(argv)
+    assert cli.run(argv + ["--force"]) == 0
+    expected, got = read_archive(fixtures["loss"])[0], read_archive(out / "loss.npz")[0]
+    for key in expected:
+        np.testing.assert_array_equal(got[key], expected[key])

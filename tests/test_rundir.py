@@ -86,3 +86,12 @@ def test_keys_offers_no_key_that_does_nothing(capsys):
     assert "schunk_path" in schunk and "trials" not in schunk and "noise" not in schunk
     assert main(["keys", "meta-train"]) == 0
     assert "loss" in capsys.readouterr().out.split()
+
+
+def test_force_restarts_a_run_with_the_same_identity(tmp_path):
+    out = tmp_path / "run"
+    with RunDirectory(out, A):
+        (out / "checkpoint.npz").write_text("damaged")
+    (out / "mine.txt").write_text("keep")
+    with RunDirectory(out, A, force=True) as path:
+        assert not (path / "checkpoint.npz").exists() and (path / "mine.txt").read_text() == "keep"

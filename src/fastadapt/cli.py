@@ -235,7 +235,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--out", required=required,
                        help=f"{what}; an existing run with the same config and data resumes")
         p.add_argument("--force", action="store_true",
-                       help="replace a run with another config or data: removes only the files fastadapt wrote")
+                       help="start the run afresh (e.g. with another config or data): removes only the files "
+                            "fastadapt wrote there")
 
     def limit_arg(p):
         p.add_argument("--limit", action="append", metavar="QUANTITY=VALUE",

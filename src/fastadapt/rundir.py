@@ -4,9 +4,10 @@ A run directory is marked as fastadapt's by a file ``.fastadapt-run.json`` in it
 
 * the run's **identity**: its config and the content hashes (sha256) of the input files it read. The
   same command with the same config on the same data resumes; anything else is another run;
-* the files and folders fastadapt **wrote** there (``owned``, relative paths). ``--force`` deletes only
-  those, and only in a directory that carries the marker: a file a user put into a run directory
-  survives ``--force``, and a directory fastadapt did not make is never cleared.
+* the files and folders fastadapt **wrote** there (``owned``, relative paths). ``--force`` (start the
+  run afresh, whatever its identity) deletes only those, and only in a directory that carries the
+  marker: a file a user put into a run directory survives ``--force``, and a directory fastadapt did
+  not make is never cleared.
 
 Ownership is recorded by difference: when a run starts, the marker notes what the directory holds
 (``open.before``); when it ends (done, failed, interrupted) everything new is added to ``owned``. A run
@@ -144,18 +145,18 @@ class RunDirectory:
         marker = None
         if (path / MARKER).exists():
             marker = self._settle(self._read_marker(), _listing(path))
-            if _comparable(marker.get("identity", {})) == _comparable(self.identity):
+            if self.force:  # start afresh: the files fastadapt wrote go, the user's stay
+                self._remove_owned(marker)
+                marker = None
+            elif _comparable(marker.get("identity", {})) == _comparable(self.identity):
                 self.resumed = True
-            elif not self.force:
+            else:
                 changes = _differences(_comparable(marker.get("identity", {})), _comparable(self.identity))
                 raise RunDirectoryError(
                     f"{path} holds a fastadapt run with another config or data ({'; '.join(changes[:4])}"
                     f"{'; ...' if len(changes) > 4 else ''}); choose another --out, or pass --force to "
                     "replace the files fastadapt wrote there"
                 )
-            else:
-                self._remove_owned(marker)
-                marker = None
         elif path.exists() and any(path.iterdir()):
             raise RunDirectoryError(
                 f"{path} exists and is not a fastadapt run directory (it has no {MARKER}); fastadapt does "
