@@ -411,7 +411,7 @@ def _config_cases() -> list[Case]:
              lrmem("id-online", "methods=Adam")),
         Case("lrmem digits pairs=1-1", ConfigError, r"two different digits",
              lrmem("digits", "pairs=1-1")),
-        Case("lrmem digits: missing MNIST folder", FileNotFoundError, r"data file not found",
+        Case("lrmem digits: missing MNIST folder", FileNotFoundError, r"MNIST directory not found",
              lambda fx, w: lrmem("digits", f"source={w / 'mnist'}")(fx, w)),
         Case("lrmem id-batch memory_rate=-1", ConfigError, r"'memory_rate' must be a finite number >= 0",
              lrmem("id-batch", "memory_rate=-1")),

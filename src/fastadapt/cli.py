@@ -20,19 +20,13 @@ from pathlib import Path
 
 from fastadapt.checkpoint import CheckpointError
 from fastadapt.data.trajectory import DataError, Limits
-from fastadapt.experiments.config import ConfigError, apply_overrides, known_keys
+from fastadapt.experiments.config import ConfigError, apply_overrides, config_dict, known_keys
 from fastadapt.experiments.validation import require_at_least, require_positive_rates
 from fastadapt.rundir import RunDirectory, RunDirectoryError, input_files
 
 # the errors a user can cause; each ends the command with one line on stderr and exit status 2
 USER_ERRORS = (DataError, ConfigError, CheckpointError, RunDirectoryError, ValueError, FloatingPointError, OSError)
 INTERRUPTED = 130  # the shell's status for a command stopped by Ctrl-C
-
-
-def _config_dict(config) -> dict:
-    from fastadapt.meta.trainer import config_dict
-
-    return config_dict(config)
 
 
 def cmd_pipeline(args, data: str) -> int:
@@ -46,7 +40,7 @@ def cmd_pipeline(args, data: str) -> int:
     limits = Limits.parse(getattr(args, "limit", None))
     inputs = input_files(schunk=schunk_path(config.schunk_path or None)) if data == "schunk" else {}
     name = f"{'demo' if args.command == 'demo' else data}{'-quick' if args.quick else ''}"
-    identity = {"config": _config_dict(config), "inputs": inputs}
+    identity = {"config": config_dict(config), "inputs": inputs}
     with RunDirectory(Path(args.out or Path("runs") / name), identity, args.force, args.argv) as out:
         run(config, out, progress=not args.no_progress, limits=limits)
     return 0
@@ -62,13 +56,13 @@ def cmd_lrmem(args) -> int:
         config = module.quick(config)
     config = apply_overrides(config, args.overrides)
     source = getattr(config, "source", "sklearn")
-    inputs = input_files(source=source) if source != "sklearn" else {}
-    if inputs and not Path(source).is_dir():
+    if source != "sklearn" and not Path(source).is_dir():
         raise FileNotFoundError(f"MNIST directory not found: {source} (or pass source=sklearn)")
+    inputs = input_files(source=source) if source != "sklearn" else {}
     name = f"lrmem-{args.name}{'-quick' if args.quick else ''}"
-    identity = {"config": _config_dict(config), "inputs": inputs}
+    identity = {"config": config_dict(config), "inputs": inputs}
     with RunDirectory(Path(args.out or Path("runs") / name), identity, args.force, args.argv) as out:
-        write_json(out / "config.json", _config_dict(config))
+        write_json(out / "config.json", config_dict(config))
         module.run(config, out, progress=not args.no_progress)
     return 0
 
@@ -129,7 +123,7 @@ def cmd_meta_train(args) -> int:
     limits = Limits.parse(args.limit)
     train, test = io.load(args.train, limits), io.load(args.test, limits)
     trainer = MetaTrainer(config, train, test)  # validates data against config before a directory is made
-    identity = {"config": {"meta_train": _config_dict(config)}, "inputs": input_files(train=args.train, test=args.test)}
+    identity = {"config": {"meta_train": config_dict(config)}, "inputs": input_files(train=args.train, test=args.test)}
     with RunDirectory(Path(args.out), identity, args.force, args.argv) as out:
         write_json(out / "config.json", identity)
         result = trainer.run(out, progress=not args.no_progress)
@@ -165,7 +159,7 @@ def cmd_adapt(args) -> int:
     meta_config, loss, loss_params, normalizer = load_loss(args.loss)
     dataset = io.load(args.stream, Limits.parse(args.limit))
     dataset.check_joints(normalizer.num_joints, f"stream {args.stream}")
-    identity = {"config": _config_dict(config), "inputs": input_files(loss=args.loss, stream=args.stream)}
+    identity = {"config": config_dict(config), "inputs": input_files(loss=args.loss, stream=args.stream)}
     with RunDirectory(Path(args.out), identity, args.force, args.argv) if args.out else contextlib.nullcontext() as out:
         summary = _adapt_summary(config, meta_config, loss, loss_params, normalizer, dataset)
         if out is not None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import json
 import math
 import typing
 
@@ -61,6 +62,11 @@ def apply_overrides(config, overrides: list[str]):
             raise ConfigError(f"unknown config key '{key}'{hint} (`fastadapt keys` lists them all)")
         config = _set(config, key.split("."), value.strip(), key)
     return config
+
+
+def config_dict(config) -> dict:
+    """A config as plain JSON types (tuples become lists), as stored in config.json and checkpoints."""
+    return json.loads(json.dumps(dataclasses.asdict(config)))
 
 
 def inert_keys(config) -> dict[str, str]:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 from pathlib import Path
 from typing import Callable
 
@@ -33,6 +32,7 @@ from tqdm.auto import tqdm
 
 from fastadapt.adapt.pretrain import pretrain
 from fastadapt.adapt.runner import run_updates
+from fastadapt.experiments.config import config_dict
 from fastadapt.experiments.validation import require_at_least, require_positive_rates
 from fastadapt.checkpoint import CheckpointError, load_pytree, previous_path, read_archive, save_pytree, write_json
 from fastadapt.data.batches import Normalizer, Samples, gather_windows, normalised_samples, window_starts
@@ -307,10 +307,6 @@ def _keep_best(best: dict, loss_params, scores, epoch: int) -> dict:
         "score": jnp.where(better, scores, best["score"]),
         "epoch": jnp.where(better, epoch, best["epoch"]),
     }
-
-
-def config_dict(config) -> dict:
-    return json.loads(json.dumps(dataclasses.asdict(config)))
 
 
 def save_loss(path, config: MetaTrainConfig, loss_params, normalizer: Normalizer) -> Path:

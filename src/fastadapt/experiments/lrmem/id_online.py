@@ -23,7 +23,7 @@ from fastadapt.data.batches import sequential_stream
 from fastadapt.experiments.lrmem.common import (
     MEMORY_METHODS, REPORT_JOINT, cached, first_window_mean, optimizer, raw_torque_normalizer, summed_mse,
 )
-from fastadapt.experiments.validation import require_at_least, require_choice, require_in_range, require_nonempty, require_positive_rates
+from fastadapt.experiments.validation import require_at_least, require_choice, require_nonempty, require_positive_rates
 from fastadapt.experiments.lrmem.output import finish, markdown_table, prepare
 from fastadapt.models.mlp import PerJointMLP
 from fastadapt.optim import MemoryConfig, transfer_memory

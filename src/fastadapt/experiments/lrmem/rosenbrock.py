@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from fastadapt.experiments.validation import require_at_least, require_choice, require_in_range, require_nonempty, require_positive_rates
+from fastadapt.experiments.validation import require_at_least, require_in_range, require_nonempty, require_positive_rates
 from fastadapt.experiments.lrmem.output import finish, markdown_table, prepare, steps_to
 from fastadapt.optim import MemoryConfig, lr_memory, transfer_memory
 from fastadapt.optim.loop import minimize
