@@ -3,8 +3,11 @@
 Values are parsed by the field's type: int, float, bool (true/false/1/0/yes/no), str, and tuples written
 comma-separated (``losses=structured,state-dependent``, ``meta.hidden=128,128``).
 
-A config may name keys that have no effect in it (``inert_keys() -> {key: reason}``, e.g. the pipeline's
-``meta.loss``, which its ``losses`` key decides): those are neither listed nor accepted.
+A key that does nothing is not offered. A config may name keys that never act in it (``inert_keys() ->
+{key: reason}``, e.g. the pipeline's ``meta.loss``, which its ``losses`` key decides): those are neither
+listed nor accepted. It may also name keys that act only in some settings (``unused_keys()``, e.g. the
+pretraining keys, used with ``start=pretrained`` only): those are listed, but an override of one is
+refused when the final config, after every override, does not use it.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ def _parse(text: str, kind, key: str):
 
 def apply_overrides(config, overrides: list[str]):
     """Return a copy of ``config`` with each ``key=value`` applied."""
+    given = []
     for item in overrides:
         if "=" not in item:
             raise ConfigError(f"'{item}': expected key=value")
@@ -61,6 +65,11 @@ def apply_overrides(config, overrides: list[str]):
             hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
             raise ConfigError(f"unknown config key '{key}'{hint} (`fastadapt keys` lists them all)")
         config = _set(config, key.split("."), value.strip(), key)
+        given.append(key)
+    unused = unused_keys(config)
+    for key in given:
+        if key in unused:
+            raise ConfigError(f"'{key}' has no effect here: {unused[key]}")
     return config
 
 
@@ -71,6 +80,16 @@ def config_dict(config) -> dict:
 
 def inert_keys(config) -> dict[str, str]:
     return config.inert_keys() if hasattr(config, "inert_keys") else {}
+
+
+def unused_keys(config, prefix: str = "") -> dict[str, str]:
+    """Keys (of ``config`` and the configs nested in it) that its current settings do not use."""
+    found = {prefix + k: v for k, v in (config.unused_keys() if hasattr(config, "unused_keys") else {}).items()}
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        if dataclasses.is_dataclass(value):
+            found.update(unused_keys(value, f"{prefix}{field.name}."))
+    return found
 
 
 def _set(config, path: list[str], value: str, full_key: str):

@@ -84,6 +84,12 @@ class MetaTrainConfig:
         if self.batch_size % 2:
             raise ValueError(f"batch_size must be even (it is split in halves A and B), got {self.batch_size}")
 
+    def unused_keys(self) -> dict[str, str]:
+        if self.start == "pretrained":
+            return {}
+        reason = "it is used with start=pretrained only"
+        return {"pretrain_models": reason, "pretrain_steps": reason, "pretrain_rate": reason}
+
     def model(self, num_joints: int) -> InverseDynamicsMLP:
         return InverseDynamicsMLP(num_joints, self.hidden, self.activation)
 

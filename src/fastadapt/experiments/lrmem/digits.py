@@ -58,6 +58,9 @@ class Config:
         require_nonempty(self, "pairs", "etas")
         _pairs(self)
 
+    def unused_keys(self) -> dict[str, str]:
+        return {} if self.lstm else {"lstm_rounds": "it is used with lstm=true only"}
+
 
 def quick(config: Config) -> Config:
     return dataclasses.replace(config, steps=40, seeds=1, etas=(0.1, 0.01), lstm_rounds=2)
