@@ -14,13 +14,8 @@ from __future__ import annotations
 
 import argparse
 import gc
-import importlib.util
 import platform
-import subprocess
-import sys
-import tempfile
 import time
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -30,6 +25,7 @@ from fastadapt.adapt.adapter import Adapter
 from fastadapt.data.batches import Normalizer
 from fastadapt.losses import make_loss
 from fastadapt.models.mlp import InverseDynamicsMLP
+from revisions import adapter_class_at
 
 
 def measure(adapter: Adapter, samples: np.ndarray, joints: int) -> tuple[np.ndarray, np.ndarray]:
@@ -43,19 +39,6 @@ def measure(adapter: Adapter, samples: np.ndarray, joints: int) -> tuple[np.ndar
         elapsed = time.perf_counter() - start
         (update_times if updated else buffer_times).append(elapsed)
     return np.array(update_times), np.array(buffer_times)
-
-
-def adapter_class_at(revision: str):
-    """The Adapter class of ``src/fastadapt/adapt/adapter.py`` as it was at a git revision."""
-    source = subprocess.run(["git", "show", f"{revision}:src/fastadapt/adapt/adapter.py"], capture_output=True,
-                            text=True, check=True, cwd=Path(__file__).resolve().parent.parent).stdout
-    path = Path(tempfile.mkdtemp()) / f"adapter_{revision}.py"
-    path.write_text(source)
-    spec = importlib.util.spec_from_file_location(f"adapter_{revision}", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module.Adapter
 
 
 def main():

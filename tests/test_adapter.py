@@ -112,3 +112,82 @@ def test_a_good_rate_rejects_nothing(parts):
     for row in rng.normal(size=(100, 4 * J)):
         adapter.observe(row[:J], row[J:2 * J], row[2 * J:3 * J], row[3 * J:])
     assert adapter.rejected_updates == 0 and adapter.updates == 20
+
+
+COMPILES = []
+jax.monitoring.register_event_duration_secs_listener(
+    lambda name, duration, **kwargs: COMPILES.append(name) if name.startswith("/jax/core/compile") else None)
+
+
+def _ticks(adapter, data):
+    """predict + observe per row of data [n, 4J]; returns the predictions [n, J]."""
+    out = []
+    for row in data:
+        out.append(adapter.predict(row[:J], row[J:2 * J], row[2 * J:3 * J]))
+        adapter.observe(row[:J], row[J:2 * J], row[2 * J:3 * J], row[3 * J:])
+    return np.stack(out)
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam", "memory"])
+def test_no_call_compiles_after_construction(parts, optimizer):
+    from fastadapt.optim import MemoryConfig, metagd
+
+    model, norm, loss, phi, theta = parts
+    opt = metagd(MemoryConfig(eta_init=0.01, num_models=20)) if optimizer == "memory" else optimizer
+    data = np.random.default_rng(4).normal(size=(200, 4 * J)).astype(np.float32)
+    for background in (False, True):
+        with Adapter(model, norm, theta, loss, phi, opt, 0.01, background=background) as adapter:
+            COMPILES.clear()
+            _ticks(adapter, data)
+            adapter.wait()
+            assert adapter.rejected_updates == 0 and adapter.updates == 40
+            assert COMPILES == [], f"compiled after construction: {COMPILES}"
+
+
+def test_compiled_ahead_and_in_the_background_the_numbers_are_the_same(parts):
+    """The AOT-compiled adapter, the lazily jitted one and the background one predict the same torques
+    and end at the same parameters, bit for bit; all match the runner to float32 rounding."""
+    model, norm, loss, phi, theta = parts
+    data = np.random.default_rng(5).normal(size=(50, 4 * J)).astype(np.float32)
+    lazy = Adapter(model, norm, theta, loss, phi, "sgd", 0.05, warmup=False)
+    ahead = Adapter(model, norm, theta, loss, phi, "sgd", 0.05)
+    expected = _ticks(lazy, data)
+    np.testing.assert_array_equal(_ticks(ahead, data), expected)
+    with Adapter(model, norm, theta, loss, phi, "sgd", 0.05, background=True) as background:
+        for row in data:
+            background.observe(row[:J], row[J:2 * J], row[2 * J:3 * J], row[3 * J:])
+        background.wait()
+        for a, b in zip(jax.tree.leaves(background.params), jax.tree.leaves(ahead.params)):
+            np.testing.assert_array_equal(a, b)
+    batches = Samples(norm.inputs(jnp.asarray(data[:, :3 * J])).reshape(10, 5, -1),
+                      norm.targets(jnp.asarray(data[:, 3 * J:])).reshape(10, 5, -1))
+    reference, _ = run_updates(model, loss, "sgd", 0.05, phi, theta, batches)
+    for a, b in zip(jax.tree.leaves(ahead.params), jax.tree.leaves(reference)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    assert ahead.construction_seconds > lazy.construction_seconds  # it compiled
+
+
+def test_a_background_update_never_tears_the_parameters(parts):
+    """Every prediction made while updates run on the other thread equals the prediction of one whole
+    parameter version, one of those finished between the call's start and end."""
+    model, norm, loss, phi, theta = parts
+    data = np.random.default_rng(6).normal(size=(400, 4 * J)).astype(np.float32)
+    sync = Adapter(model, norm, theta, loss, phi, "sgd", 0.05)
+    versions = [np.asarray(sync._state.flat).copy()]
+    for row in data:
+        if sync.observe(row[:J], row[J:2 * J], row[2 * J:3 * J], row[3 * J:]):
+            versions.append(np.asarray(sync._state.flat).copy())
+    probe = data[0, :3 * J]
+    by_version = [sync._forward(sync._host_params(v), v, probe) for v in versions]
+    seen = []
+    with Adapter(model, norm, theta, loss, phi, "sgd", 0.05, background=True) as adapter:
+        for row in data:
+            adapter.observe(row[:J], row[J:2 * J], row[2 * J:3 * J], row[3 * J:])
+            for _ in range(3):  # predictions race the update thread
+                before = adapter._worker.finished
+                tau = adapter.predict(probe[:J], probe[J:2 * J], probe[2 * J:])
+                seen.append((before, adapter._worker.finished, tau))
+        adapter.wait()
+        assert adapter.pending_updates == 0
+    for before, after, tau in seen:  # the thread swaps the state just before it counts the update done
+        assert any(np.array_equal(tau, by_version[v]) for v in range(before, min(after + 2, len(by_version))))

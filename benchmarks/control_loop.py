@@ -1,0 +1,148 @@
+"""A 1 kHz control loop: each tick calls ``Adapter.predict`` then ``Adapter.observe``, paced by sleeping
+to the next deadline. Reports, per configuration, how long construction took (compilation and
+warm-up included), the tick latency (p50, p99, p99.9, max), missed deadlines (a tick that ends after
+the next tick should start), and with ``background`` the staleness of ``predict`` (updates submitted
+but not yet applied when it ran).
+
+Configurations: MSE and each learned loss on the demo's network (21 -> 64 -> 64 -> 7, batches of 5)
+with SGD and with a learning-rate memory (MetaGD, M = 200), updates on the control thread or on a
+background thread; and the memory paper's online setting (7 per-joint networks [100, 50, 10],
+batches of 10, M = 200).
+
+The data are a smooth synthetic 7-joint stream (sines; torques a fixed nonlinear function of the
+state), so the timings do not depend on a simulator. ``--gc-freeze`` runs ``gc.collect(); gc.freeze()``
+after construction, as a real-time process might.
+
+``--against REV`` adds, for each configuration updated in the loop, the Adapter of git revision REV
+(warmed up with 50 ticks first, counted in its construction time: before this change it compiled on
+its first update).
+
+Usage: python benchmarks/control_loop.py [--ticks 10000] [--only NAME] [--gc-freeze] [--against REV]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import platform
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from fastadapt.adapt.adapter import Adapter
+from fastadapt.data.batches import Normalizer
+from fastadapt.losses import make_loss
+from fastadapt.models.mlp import InverseDynamicsMLP, PerJointMLP
+from fastadapt.optim import MemoryConfig, metagd
+from revisions import adapter_class_at
+
+J = 7
+PERIOD = 1e-3
+
+
+def stream(ticks: int) -> np.ndarray:
+    """[ticks, 4J]: q, qd, qdd of sines at 1 kHz and a smooth nonlinear torque."""
+    t = np.arange(ticks)[:, None] * PERIOD
+    w = np.linspace(0.5, 2.0, J)[None, :]
+    q, qd, qdd = np.sin(w * t), w * np.cos(w * t), -w ** 2 * np.sin(w * t)
+    tau = 5 * np.sin(q) + 0.5 * qdd + 0.1 * qd + np.cos(q[:, ::-1])
+    return np.concatenate([q, qd, qdd, tau], axis=1).astype(np.float32)
+
+
+def control_loop(adapter: Adapter, data: np.ndarray):
+    """Run the paced loop; returns tick latencies (s), missed deadlines, staleness per tick and how many
+    missed ticks that the operating system woke more than half a period late (misses the adapter did not
+    cause, or not alone)."""
+    latencies = np.empty(len(data))
+    staleness = np.empty(len(data), np.int32)
+    missed = late = 0
+    start = time.perf_counter() + 0.01
+    for i, row in enumerate(data):
+        deadline = start + i * PERIOD
+        while (now := time.perf_counter()) < deadline:
+            if deadline - now > 2e-4:
+                time.sleep(deadline - now - 1.5e-4)
+        t0 = time.perf_counter()
+        staleness[i] = getattr(adapter, "pending_updates", 0)
+        adapter.predict(row[:J], row[J:2 * J], row[2 * J:3 * J])
+        adapter.observe(row[:J], row[J:2 * J], row[2 * J:3 * J], row[3 * J:])
+        t1 = time.perf_counter()
+        latencies[i] = t1 - t0
+        if t1 > deadline + PERIOD:
+            missed += 1
+            late += t0 - deadline > PERIOD / 2
+    adapter.wait()
+    return latencies, missed, staleness, late
+
+
+def configurations():
+    norm = Normalizer(jnp.zeros(3 * J), jnp.ones(3 * J), jnp.zeros(J), jnp.full(J, 3.0))
+    demo_net = InverseDynamicsMLP(J)
+    memory = MemoryConfig(eta_init=1e-3, num_models=200, memory_rate=0.005, clip=1.0)
+    for loss_name in ("mse", "structured", "state-dependent", "mlp"):
+        for optimizer in ("sgd", "memory"):
+            for background in (False, True):
+                yield (f"{loss_name}, {optimizer}, {'background' if background else 'in the loop'}",
+                       dict(model=demo_net, normalizer=norm, loss_name=loss_name, batch_size=5, background=background,
+                            optimizer="sgd" if optimizer == "sgd" else metagd(memory)))
+    paper_net = PerJointMLP(J, (100, 50, 10))
+    for background in (False, True):
+        yield (f"memory paper: per-joint [100, 50, 10], batch 10, MetaGD M = 200, {'background' if background else 'in the loop'}",
+               dict(model=paper_net, normalizer=norm, loss_name="structured", batch_size=10, background=background,
+                    optimizer=metagd(memory), unit_loss=True))
+
+
+def build(model, normalizer, loss_name, batch_size, background, optimizer, unit_loss=False, cls=Adapter):
+    loss = make_loss(loss_name, J)
+    loss_params = loss.init(None) if unit_loss else loss.init(jax.random.PRNGKey(1))
+    extra = {} if cls is not Adapter else {"background": background}
+    return cls(model, normalizer, model.init(jax.random.PRNGKey(0)), loss, loss_params, optimizer, 1e-3,
+               batch_size=batch_size, **extra)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--ticks", type=int, default=10_000)
+    parser.add_argument("--only", help="run the configurations whose name contains this text")
+    parser.add_argument("--gc-freeze", action="store_true")
+    parser.add_argument("--switch-interval", type=float, help="sys.setswitchinterval (s) for the run")
+    parser.add_argument("--against", metavar="REV", help="also run the Adapter of this git revision")
+    args = parser.parse_args()
+    data = stream(args.ticks)
+    if args.switch_interval:
+        import sys
+
+        sys.setswitchinterval(args.switch_interval)
+    print(f"machine: {platform.processor() or platform.machine()}, jax {jax.__version__}, {jax.devices()[0].platform}; "
+          f"{args.ticks} ticks at 1 kHz; gc {'frozen after construction' if args.gc_freeze else 'as usual'}\n")
+    print("| configuration | construction (s) | tick p50 (us) | p99 | p99.9 | max | missed deadlines | of them woken late by the OS | stale ticks | max staleness (updates) |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    runs = [(name, spec, Adapter) for name, spec in configurations()]
+    if args.against:
+        old = adapter_class_at(args.against)
+        runs += [(f"{name} @{args.against}", spec, old) for name, spec in configurations() if not spec["background"]]
+    for name, spec, cls in runs:
+        if args.only and args.only not in name:
+            continue
+        started = time.perf_counter()
+        adapter = build(**spec, cls=cls)
+        if cls is not Adapter:  # the old adapter compiled on first use
+            control_loop(adapter, data[:50])  # paced, 50 ticks: compiles its update
+            adapter.construction_seconds = time.perf_counter() - started
+        if args.gc_freeze:
+            gc.collect()
+            gc.freeze()
+        latencies, missed, staleness, late = control_loop(adapter, data)
+        getattr(adapter, "close", lambda: None)()
+        us = latencies * 1e6
+        print(f"| {name} | {adapter.construction_seconds:.2f} | {np.percentile(us, 50):.0f} | {np.percentile(us, 99):.0f} | "
+              f"{np.percentile(us, 99.9):.0f} | {us.max():.0f} | {missed} | {late} | {int((staleness > 0).sum())} | {staleness.max()} |",
+              flush=True)
+        if args.gc_freeze:
+            gc.unfreeze()
+
+
+if __name__ == "__main__":
+    main()
