@@ -6,7 +6,7 @@ but not yet applied when it ran).
 
 Configurations: MSE and each learned loss on the demo's network (21 -> 64 -> 64 -> 7, batches of 5)
 with SGD and with a learning-rate memory (MetaGD, M = 200), updates on the control thread or on a
-background thread; and the memory paper's online setting (7 per-joint networks [100, 50, 10],
+background process (``background=True``); and the memory paper's online setting (7 per-joint networks [100, 50, 10],
 batches of 10, M = 200).
 
 The data are a smooth synthetic 7-joint stream (sines; torques a fixed nonlinear function of the
@@ -17,14 +17,25 @@ after construction, as a real-time process might.
 (warmed up with 50 ticks first, counted in its construction time: before this change it compiled on
 its first update).
 
+``--pin`` pins the control thread to the first CPU and the update process to the others, as a real-time
+process would (for an earlier revision: its update thread and XLA's threads). ``--spin-us`` sets how
+long before each deadline the loop stops sleeping and spins (150 us by default).
+
+``--rounds R`` builds every selected configuration first and lets them take turns, R rounds of
+ticks / R ticks each, so that a burst of noise on the shared machine lands on all of them alike.
+
 Usage: python benchmarks/control_loop.py [--ticks 10000] [--only NAME] [--gc-freeze] [--against REV]
+                                         [--pin] [--spin-us 150] [--rounds 1]
 """
 
 from __future__ import annotations
 
 import argparse
 import gc
+import inspect
+import os
 import platform
+import threading
 import time
 
 import jax
@@ -51,10 +62,10 @@ def stream(ticks: int) -> np.ndarray:
     return np.concatenate([q, qd, qdd, tau], axis=1).astype(np.float32)
 
 
-def control_loop(adapter: Adapter, data: np.ndarray):
-    """Run the paced loop; returns tick latencies (s), missed deadlines, staleness per tick and how many
-    missed ticks that the operating system woke more than half a period late (misses the adapter did not
-    cause, or not alone)."""
+def control_loop(adapter: Adapter, data: np.ndarray, spin: float = 1.5e-4):
+    """Run the paced loop: sleep until ``spin`` seconds before each deadline, then spin. Returns tick
+    latencies (s), missed deadlines, staleness per tick and how many missed ticks that the operating system
+    woke more than half a period late (misses the adapter did not cause, or not alone)."""
     latencies = np.empty(len(data))
     staleness = np.empty(len(data), np.int32)
     missed = late = 0
@@ -62,10 +73,10 @@ def control_loop(adapter: Adapter, data: np.ndarray):
     for i, row in enumerate(data):
         deadline = start + i * PERIOD
         while (now := time.perf_counter()) < deadline:
-            if deadline - now > 2e-4:
-                time.sleep(deadline - now - 1.5e-4)
-        t0 = time.perf_counter()
+            if deadline - now > spin + 5e-5:
+                time.sleep(deadline - now - spin)
         staleness[i] = getattr(adapter, "pending_updates", 0)
+        t0 = time.perf_counter()
         adapter.predict(row[:J], row[J:2 * J], row[2 * J:3 * J])
         adapter.observe(row[:J], row[J:2 * J], row[2 * J:3 * J], row[3 * J:])
         t1 = time.perf_counter()
@@ -75,6 +86,18 @@ def control_loop(adapter: Adapter, data: np.ndarray):
             late += t0 - deadline > PERIOD / 2
     adapter.wait()
     return latencies, missed, staleness, late
+
+
+def pin_threads(control_cpu: int | None, other_cpus: set[int]) -> None:
+    """Pin the calling (control) thread to ``control_cpu`` and every other thread of this process to
+    ``other_cpus`` (control_cpu None: every thread to other_cpus)."""
+    me = threading.get_native_id()
+    for task in os.listdir("/proc/self/task"):
+        tid = int(task)
+        try:
+            os.sched_setaffinity(tid, {control_cpu} if tid == me and control_cpu is not None else other_cpus)
+        except OSError:  # the thread ended meanwhile
+            pass
 
 
 def configurations():
@@ -94,10 +117,14 @@ def configurations():
                     optimizer=metagd(memory), unit_loss=True))
 
 
-def build(model, normalizer, loss_name, batch_size, background, optimizer, unit_loss=False, cls=Adapter):
+def build(model, normalizer, loss_name, batch_size, background, optimizer, unit_loss=False, cls=Adapter,
+          update_cpus=None):
     loss = make_loss(loss_name, J)
     loss_params = loss.init(None) if unit_loss else loss.init(jax.random.PRNGKey(1))
-    extra = {} if cls is not Adapter else {"background": background}
+    accepted = inspect.signature(cls).parameters
+    extra = {"background": background} if "background" in accepted else {}
+    if background and update_cpus and "update_cpus" in accepted:
+        extra["update_cpus"] = update_cpus
     return cls(model, normalizer, model.init(jax.random.PRNGKey(0)), loss, loss_params, optimizer, 1e-3,
                batch_size=batch_size, **extra)
 
@@ -109,39 +136,81 @@ def main():
     parser.add_argument("--gc-freeze", action="store_true")
     parser.add_argument("--switch-interval", type=float, help="sys.setswitchinterval (s) for the run")
     parser.add_argument("--against", metavar="REV", help="also run the Adapter of this git revision")
+    parser.add_argument("--spin-us", type=float, default=150.0,
+                        help="sleep until this many microseconds before each deadline, then spin (default 150)")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="build every selected configuration first, then let them take turns in this many "
+                             "rounds of ticks/rounds ticks each (side by side, so noise lands on all alike)")
+    parser.add_argument("--pin", action="store_true",
+                        help="pin the control thread to the first CPU and the update process (or an earlier "
+                             "revision's update thread and XLA's threads) to the others")
     args = parser.parse_args()
     data = stream(args.ticks)
     if args.switch_interval:
         import sys
 
         sys.setswitchinterval(args.switch_interval)
-    print(f"machine: {platform.processor() or platform.machine()}, jax {jax.__version__}, {jax.devices()[0].platform}; "
-          f"{args.ticks} ticks at 1 kHz; gc {'frozen after construction' if args.gc_freeze else 'as usual'}\n")
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, jax {jax.__version__}, "
+          f"{jax.devices()[0].platform}; {args.ticks} ticks at 1 kHz; sleep until {args.spin_us:g} us before each "
+          f"deadline, then spin; gc {'frozen after construction' if args.gc_freeze else 'as usual'}; "
+          f"{'control thread pinned to the first CPU, updates to the others' if args.pin else 'no pinning'}\n")
     print("| configuration | construction (s) | tick p50 (us) | p99 | p99.9 | max | missed deadlines | of them woken late by the OS | stale ticks | max staleness (updates) |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     runs = [(name, spec, Adapter) for name, spec in configurations()]
     if args.against:
         old = adapter_class_at(args.against)
-        runs += [(f"{name} @{args.against}", spec, old) for name, spec in configurations() if not spec["background"]]
-    for name, spec, cls in runs:
-        if args.only and args.only not in name:
-            continue
+        old_background = "background" in inspect.signature(old).parameters
+        runs += [(f"{name} @{args.against}", spec, old) for name, spec in configurations()
+                 if old_background or not spec["background"]]
+    runs = [run for run in runs if not args.only or args.only in run[0]]
+    cpus = sorted(os.sched_getaffinity(0))
+    pinned = args.pin and len(cpus) > 1
+    update_cpus = set(cpus[1:]) if pinned else None
+
+    def construct(spec, cls) -> Adapter:
         started = time.perf_counter()
-        adapter = build(**spec, cls=cls)
+        adapter = build(**spec, cls=cls, update_cpus=update_cpus)
         if cls is not Adapter:  # the old adapter compiled on first use
             control_loop(adapter, data[:50])  # paced, 50 ticks: compiles its update
             adapter.construction_seconds = time.perf_counter() - started
+        return adapter
+
+    def measure(adapter, ticks):
+        if pinned:
+            pin_threads(cpus[0], set(cpus[1:]))
         if args.gc_freeze:
             gc.collect()
             gc.freeze()
-        latencies, missed, staleness, late = control_loop(adapter, data)
-        getattr(adapter, "close", lambda: None)()
-        us = latencies * 1e6
-        print(f"| {name} | {adapter.construction_seconds:.2f} | {np.percentile(us, 50):.0f} | {np.percentile(us, 99):.0f} | "
-              f"{np.percentile(us, 99.9):.0f} | {us.max():.0f} | {missed} | {late} | {int((staleness > 0).sum())} | {staleness.max()} |",
-              flush=True)
+        result = control_loop(adapter, ticks, args.spin_us * 1e-6)
         if args.gc_freeze:
             gc.unfreeze()
+        if pinned:
+            pin_threads(None, set(cpus))
+        return result
+
+    def report(name, adapter, results):
+        us = np.concatenate([r[0] for r in results]) * 1e6
+        staleness = np.concatenate([r[2] for r in results])
+        missed, late = sum(r[1] for r in results), sum(r[3] for r in results)
+        print(f"| {name} | {adapter.construction_seconds:.2f} | {np.percentile(us, 50):.0f} | {np.percentile(us, 99):.0f} | "
+              f"{np.percentile(us, 99.9):.0f} | {us.max():.0f} | {missed} | {late} | {int((staleness > 0).sum())} | "
+              f"{staleness.max()} |", flush=True)
+
+    if args.rounds == 1:  # one configuration at a time
+        for name, spec, cls in runs:
+            adapter = construct(spec, cls)
+            results = [measure(adapter, data)]
+            getattr(adapter, "close", lambda: None)()
+            report(name, adapter, results)
+        return
+    adapters = {name: construct(spec, cls) for name, spec, cls in runs}
+    results = {name: [] for name in adapters}
+    for ticks in np.array_split(data, args.rounds):  # the configurations take turns
+        for name, adapter in adapters.items():
+            results[name].append(measure(adapter, ticks))
+    for name, adapter in adapters.items():
+        getattr(adapter, "close", lambda: None)()
+        report(name, adapter, results[name])
 
 
 if __name__ == "__main__":

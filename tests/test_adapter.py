@@ -1,3 +1,5 @@
+import os
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -168,26 +170,99 @@ def test_compiled_ahead_and_in_the_background_the_numbers_are_the_same(parts):
 
 
 def test_a_background_update_never_tears_the_parameters(parts):
-    """Every prediction made while updates run on the other thread equals the prediction of one whole
-    parameter version, one of those finished between the call's start and end."""
+    """Every prediction made while updates run in the update process equals the prediction of one whole
+    parameter version, one of those published between the call's start and end."""
     model, norm, loss, phi, theta = parts
     data = np.random.default_rng(6).normal(size=(400, 4 * J)).astype(np.float32)
     sync = Adapter(model, norm, theta, loss, phi, "sgd", 0.05)
-    versions = [np.asarray(sync._state.flat).copy()]
+    versions = [np.asarray(sync._state.host).copy()]  # each version's parameters, folded for the host
     for row in data:
         if sync.observe(row[:J], row[J:2 * J], row[2 * J:3 * J], row[3 * J:]):
-            versions.append(np.asarray(sync._state.flat).copy())
+            versions.append(np.asarray(sync._state.host).copy())
     probe = data[0, :3 * J]
-    by_version = [sync._forward(sync._host_params(v), v, probe) for v in versions]
+    by_version = [sync._forward(sync._host.views(v), None, probe) for v in versions]
     seen = []
     with Adapter(model, norm, theta, loss, phi, "sgd", 0.05, background=True) as adapter:
         for row in data:
             adapter.observe(row[:J], row[J:2 * J], row[2 * J:3 * J], row[3 * J:])
-            for _ in range(3):  # predictions race the update thread
-                before = adapter._worker.finished
+            for _ in range(3):  # predictions race the update process
+                before = adapter._process.done
                 tau = adapter.predict(probe[:J], probe[J:2 * J], probe[2 * J:])
-                seen.append((before, adapter._worker.finished, tau))
+                seen.append((before, adapter._process.done, tau))
         adapter.wait()
         assert adapter.pending_updates == 0
-    for before, after, tau in seen:  # the thread swaps the state just before it counts the update done
+    for before, after, tau in seen:  # a version is published just before it is counted done
         assert any(np.array_equal(tau, by_version[v]) for v in range(before, min(after + 2, len(by_version))))
+
+
+@pytest.mark.parametrize("kind", ["single", "per-joint"])
+@pytest.mark.parametrize("activation", ["tanh", "relu", "softplus"])
+def test_the_host_forward_pass_folds_the_normaliser_exactly(kind, activation):
+    """tau = y_std * f((x - x_mean) / x_std) + y_mean, with the normaliser folded into the first and last
+    layers and per-joint networks stacked, equals the model's own forward pass to float32 rounding."""
+    from fastadapt.adapt.host_forward import HostForward
+    from fastadapt.models.mlp import PerJointMLP
+
+    model = InverseDynamicsMLP(J, (6, 5), activation) if kind == "single" else PerJointMLP(J, (6, 5), activation)
+    rng = np.random.default_rng(7)
+    norm = Normalizer(*(jnp.asarray(rng.normal(size=n) * s + o, jnp.float32)
+                        for n, s, o in ((3 * J, 1, 0), (3 * J, 0.5, 2), (J, 1, 0), (J, 0.5, 2))))
+    params = model.init(jax.random.PRNGKey(1))
+    host = HostForward(model)
+    arrays = host.fold(params, norm)
+    for x in rng.normal(size=(5, 3 * J)).astype(np.float32) * 3:
+        expected = np.asarray(norm.torques(model.apply(params, norm.inputs(jnp.asarray(x)))))
+        np.testing.assert_allclose(host(arrays, x), expected, rtol=2e-5, atol=2e-5)
+
+
+def test_inputs_near_their_limits_pass_and_beyond_them_fail(parts):
+    """The one-dot fast check (sum of squared fractions of the limits <= 1) may fail for values that are
+    each within their limits; then the exact test decides."""
+    from fastadapt.data.trajectory import Limits
+
+    model, norm, loss, phi, theta = parts
+    adapter = Adapter(model, norm, theta, limits=Limits(q=1.0, qd=1.0, qdd=1.0, tau=1e5))
+    near = [0.9, -0.9, 0.9]
+    assert np.isfinite(adapter.predict(near, near, near)).all()  # sum of squares 7.3 > 1, each within
+    assert adapter.observe(near, near, near, [1e4, 0, 0]) is False
+    with pytest.raises(DataError, match=r"qd = \[0.  1.5 0. \] is beyond the physical limit 1 rad/s"):
+        adapter.predict([0, 0, 0], [0, 1.5, 0], [0, 0, 0])
+    with pytest.raises(DataError, match="qdd_des must be 3 numbers"):
+        adapter.predict([0, 0, 0], [0, 0, 0], ["a", "b", "c"])
+    with pytest.raises(DataError, match="qd has 4 joints, the adapter's model has 3"):  # 3 + 4 + 2 = 9 values
+        adapter.predict([0, 0, 0], [0, 0, 0, 0], [0, 0])
+    with pytest.raises(DataError, match="q holds NaN"):
+        adapter.observe([np.inf, 0, 0], [0, 0, 0], [0, 0, 0], [0, 0, 0])
+
+
+def test_background_needs_a_host_model_and_update_cpus_needs_background(parts):
+    import os
+
+    model, norm, loss, phi, theta = parts
+    with pytest.raises(ValueError, match="update_cpus needs background=True"):
+        Adapter(model, norm, theta, update_cpus={0})
+    with pytest.raises(ValueError, match=r"update_cpus must be a non-empty subset of this process's CPUs"):
+        Adapter(model, norm, theta, background=True, update_cpus={max(os.sched_getaffinity(0)) + 1})
+
+    class Linear:
+        def init(self, key):
+            return {"w": jnp.zeros((3 * J, J))}
+
+        def apply(self, params, x):
+            return x @ params["w"]
+
+    with pytest.raises(ValueError, match="background=True needs a model with a host forward pass"):
+        Adapter(Linear(), norm, Linear().init(None), background=True)
+
+
+def test_the_update_process_reports_its_failure_and_ends_with_the_adapter(parts):
+    from fastadapt.adapt.update_process import UpdateProcessError
+
+    model, norm, loss, phi, theta = parts
+    with pytest.raises(UpdateProcessError, match="(?s)the update process failed.*KeyError: 'w'"):
+        Adapter(model, norm, theta, loss, {"v": jnp.zeros(3)}, background=True)  # the structured loss needs 'w'
+    adapter = Adapter(model, norm, theta, loss, phi, background=True, update_cpus={min(os.sched_getaffinity(0))})
+    process = adapter._process._process
+    assert process.is_alive()
+    adapter.close()
+    assert not process.is_alive() and process.exitcode == 0

@@ -59,6 +59,36 @@ def test_windowed_memory_equals_the_dense_formula_at_m_200():
         np.testing.assert_allclose(update, expected, rtol=1e-4, atol=1e-9)
 
 
+def test_each_layer_reads_and_writes_only_its_own_memory():
+    """Three groups (two layers of w, b and a lone vector) in one pass: each group's rates and updates
+    follow the dense formula on that group's coordinates alone, including values near both ends of
+    [-clip, clip] where the window meets the first and the last centre."""
+    config = MemoryConfig(eta_init=0.01, num_models=50, clip=1.0, memory_rate=0.05)
+    t = lr_memory(config)
+    shapes = {"a": {"w": (4, 5), "b": (5,)}, "b": {"w": (5, 2), "b": (2,)}, "c": (7,)}
+    params = jax.tree.map(lambda shape: jnp.zeros(shape), shapes, is_leaf=lambda x: isinstance(x, tuple))
+    index, groups = group_index(params, "layer")
+    assert groups == 3
+    leaves, treedef = jax.tree.flatten(params)
+    rng = np.random.default_rng(1)
+    state = t.init(params)
+    rates, prev = [np.full(50, 0.01) for _ in range(groups)], [None] * groups
+    for step in range(3):
+        grads = [rng.normal(scale=0.7, size=leaf.shape).astype(np.float32) for leaf in leaves]
+        grads[0].flat[:2] = [1.3, -0.999]  # clipped to the last centre, and next to the first
+        update, state = t.update(treedef.unflatten([jnp.asarray(g) for g in grads]), state)
+        update_leaves = jax.tree.leaves(update)
+        for g in range(groups):
+            members = [i for i, k in enumerate(index) if k == g]
+            z = np.concatenate([grads[i].ravel() for i in members])
+            previous = np.zeros_like(z) if prev[g] is None else prev[g]
+            expected, rates[g] = _dense_step(rates[g], previous, z, np.linspace(-1, 1, 50), 2 / 49, 0.05, 1.0)
+            prev[g] = np.clip(z, -1, 1)
+            np.testing.assert_allclose(state.rates[g], rates[g], rtol=1e-5, atol=1e-9)
+            got = np.concatenate([np.asarray(update_leaves[i]).ravel() for i in members])
+            np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-9)
+
+
 def _run(transform, grads, params):
     state = transform.init(params)
     for g in grads:

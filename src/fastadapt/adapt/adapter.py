@@ -11,26 +11,36 @@ optimizer step on the loss (learned or MSE) and empties the buffer:
 theta <- theta + optimizer_update(grad_theta L(phi; f_theta(x_batch), y_batch, s_batch)).
 
 The hot path, and why (each choice measured in a 1 kHz loop paced by sleeping, on the 2-core CPU
-machine; ``benchmarks/control_loop.py``):
+machine; ``benchmarks/control_loop.py``). After the loop sleeps, every numpy call costs several
+microseconds (cold caches), so the tick is a count of numpy calls: ~20 today.
 
-* ``predict`` runs the forward pass with **numpy on the host** (``model.apply(..., xp=numpy)``), on a
-  host copy of the parameters made once per update. The same forward pass as an XLA executable took
-  p50 ~180 us when called once per millisecond (against ~25 us back to back): each call hands the work
-  to XLA's thread pool, whose threads have gone to sleep in between. numpy: p50 25-40 us in the loop.
-  Models without an ``xp`` argument fall back to the compiled XLA function.
+* ``predict`` runs the forward pass with **numpy on the host** (:class:`HostForward`): the normaliser
+  folded into the first and last layers, per-joint networks stacked into one first layer and batched
+  products, preallocated buffers. The same forward pass as an XLA executable took p50 ~140-180 us when
+  called once per millisecond (each call wakes XLA's thread pool); ``model.apply(..., xp=numpy)`` with the
+  normaliser around it ~45-55 us; this ~20-35 us (the memory paper's per-joint network: 100 -> 27 us).
+  Models without a host forward pass use the compiled XLA function.
+* Inputs are checked in three numpy calls: one ``concatenate`` into the preallocated row, one square,
+  one dot with 1 / limit^2: sum_i (x_i / limit_i)^2 <= 1 implies every |x_i| <= limit_i and is False
+  for NaN. Only when it fails are the values tested one by one (for the exact error). Four slice writes
+  and an abs/compare/all took ~20 us in the loop, this ~10-15 us. The torque check is one dot likewise.
 * No ``jnp.asarray`` on the hot path: the preallocated float32 buffers go to the compiled update as
   they are. ``jnp.asarray`` of the 21 inputs before a call made the call ~10x slower (140 against 13 us).
-* The update and (for the XLA fallback) the prediction are compiled **ahead of time** for these exact
-  buffers (``jit(...).lower(...).compile()``) and run once at construction (``warmup=True``), so no call
-  in the loop traces or compiles; ``construction_seconds`` says what that cost (0.2-0.6 s for the
-  demo's network with SGD, ~3 s with a learning-rate memory of M = 200).
+* The update (and, without a host forward pass, the prediction) is compiled **ahead of time** for these
+  exact buffers (``jit(...).lower(...).compile()``) and run once at construction (``warmup=True``), so no
+  call in the loop traces or compiles; ``construction_seconds`` says what that cost (0.2-0.6 s for the
+  demo's network with SGD, ~3 s with a learning-rate memory of M = 200, ~30 s for the memory paper's
+  per-joint network with M = 200).
 * Parameters travel as one flat vector (``jax.flatten_util.ravel_pytree``); the optimizer runs on it;
-  the batch goes as one [B, 4J] array; in the loop the state is donated to the update.
-* ``background=True`` runs the updates on a thread of their own: ``observe`` only queues the batch, and
-  ``predict`` uses the newest parameters whose update has finished (the thread computes a state and its
-  host parameters, then publishes both in one assignment, so a prediction never sees half an update).
-  ``pending_updates`` is the staleness. In the loop (the default) the prediction after an update waits
-  for it (~100 us for the demo's network).
+  the batch goes as one [B, 4J] array; the state is donated to the update.
+* ``background=True`` runs the updates in **a process of their own**
+  (:mod:`fastadapt.adapt.update_process`): ``observe`` writes into shared memory and hands a batch over
+  with one counter store, no system call and no lock; ``predict`` uses the newest published parameters
+  (a triple buffer with sequence counters, so it never sees half an update). ``pending_updates`` is the
+  staleness. A thread, measured first, shared the interpreter lock with the control thread: tick p99
+  143-258 us, against 84-107 us with the process (``update_cpus`` pins it; measured both ways).
+  Construction then also starts the process (~2 s more: Python, JAX, compilation). In the loop (the
+  default) the prediction after an update waits for it (~100 us for the demo's network).
 * ``gc.freeze()`` after construction is left to the application (it is process-wide); the benchmark
   measures it.
 
@@ -48,10 +58,8 @@ vectorised comparison per sample. Should a prediction still be non-finite or bey
 from __future__ import annotations
 
 import functools
-import inspect
 import math
-import queue
-import threading
+import os
 import time
 import warnings
 from typing import NamedTuple
@@ -61,7 +69,9 @@ import jax.flatten_util
 import jax.numpy as jnp
 import numpy as np
 
+from fastadapt.adapt.host_forward import HostForward
 from fastadapt.adapt.runner import loss_and_prediction, make_optimizer
+from fastadapt.adapt.update_process import UpdateProcess
 from fastadapt.data.batches import Normalizer, Samples
 from fastadapt.data.trajectory import DEFAULT_LIMITS, DataError, Limits
 from fastadapt.losses import make_loss
@@ -77,50 +87,7 @@ class _State(NamedTuple):
     flat: jax.Array  # the model's parameters as one vector
     opt_state: object
     rejected: jax.Array  # updates rejected so far (int32, counted inside the step)
-
-
-class _UpdateWorker:
-    """A thread that runs the updates of an :class:`Adapter` built with ``background=True``: ``submit``
-    queues a batch and returns; the thread runs the step, waits for its result, and swaps the adapter's
-    state in one assignment."""
-
-    def __init__(self, adapter: "Adapter"):
-        self._adapter = adapter
-        self._queue: queue.Queue = queue.Queue()
-        self.finished = 0
-        self.error: BaseException | None = None
-        self._thread = threading.Thread(target=self._loop, name="fastadapt-update", daemon=True)
-        self._thread.start()
-
-    def _loop(self) -> None:
-        while True:
-            batch = self._queue.get()
-            try:
-                if batch is None:
-                    return
-                if self.error is None:
-                    self._adapter._apply(batch, wait=True)
-            except BaseException as error:  # noqa: BLE001 - handed to the control thread
-                self.error = error
-            finally:
-                if batch is not None:
-                    self.finished += 1
-                self._queue.task_done()
-
-    def submit(self, batch: np.ndarray) -> None:
-        if self.error is not None:
-            raise RuntimeError(f"the background update failed: {self.error!r}") from self.error
-        self._queue.put(batch)
-
-    def wait(self) -> None:
-        self._queue.join()
-        if self.error is not None:
-            raise RuntimeError(f"the background update failed: {self.error!r}") from self.error
-
-    def close(self) -> None:
-        if self._thread.is_alive():
-            self._queue.put(None)
-            self._thread.join()
+    host: jax.Array  # the parameters folded for the host forward pass, one vector (empty without one)
 
 
 class Adapter:
@@ -128,14 +95,17 @@ class Adapter:
 
     def __init__(self, model, normalizer: Normalizer, params, loss=None, loss_params=None,
                  optimizer="sgd", learning_rate: float = 1e-3, batch_size: int = 5, opt_state=None,
-                 limits: Limits = DEFAULT_LIMITS, warmup: bool = True, background: bool = False):
+                 limits: Limits = DEFAULT_LIMITS, warmup: bool = True, background: bool = False,
+                 update_cpus=None):
         """``optimizer``: 'sgd' or 'adam' at ``learning_rate`` (run on the flat parameter vector), or any
         optax GradientTransformation, e.g. a learning-rate memory (``fastadapt.optim.metagd``), which
         sees the parameters as the model's pytree so that its parameter groups are the layers;
         ``opt_state``: its starting state (e.g. a memory carried from an earlier task); ``limits``: the
         largest plausible |q|, |qd|, |qdd|, |tau| of the inputs; ``warmup``: compile ``predict`` and the
         update ahead of time and run each once, so that no call in a control loop compiles (False: they
-        compile on first use); ``background``: run the updates on a thread of their own."""
+        compile on first use); ``background``: run the updates in a process of their own (the model must have
+        a host forward pass: InverseDynamicsMLP or PerJointMLP); ``update_cpus``: with ``background``, the
+        CPUs that process may run on (e.g. all but the control thread's)."""
         started = time.perf_counter()
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
@@ -161,35 +131,53 @@ class Adapter:
         opt = optimizer if on_tree else make_optimizer(optimizer, learning_rate)
         if opt_state is None:
             opt_state = opt.init(self._unravel(flat_params) if on_tree else flat_params)
-        self._state = _State(flat_params, opt_state, jnp.zeros((), jnp.int32))
+        self._host_norm = Normalizer(*(np.asarray(v, np.float32) for v in normalizer))
+        # predict on the host: the folded parameters of the starting model (numpy) and of each update (its step)
+        self._host = HostForward(model) if HostForward.supports(model) else None
+        start = (self._host.fold_flat(params, self._host_norm) if self._host is not None else np.zeros(0, np.float32))
+        self._state = _State(flat_params, opt_state, jnp.zeros((), jnp.int32), jnp.asarray(start))
         self._flat_loss_params = flat_loss_params
         self._fallback = jnp.array(flat_params)  # a copy: the step donates (and so invalidates) the state
-        # predict on the host: numpy copies of the normaliser and of each published parameter vector
-        self._host_apply = "xp" in inspect.signature(model.apply).parameters
-        self._host_norm = Normalizer(*(np.asarray(v, np.float32) for v in normalizer))
-        leaves, self._treedef = jax.tree_util.tree_flatten(params)
-        sizes = [int(np.size(leaf)) for leaf in leaves]
-        self._leaf_specs = [(int(o), n, np.shape(leaf)) for o, n, leaf in zip(np.cumsum([0] + sizes[:-1]), sizes, leaves)]
-        self._host_fallback = self._host_params(self._fallback)
-        self._view = (self._state, self._host_fallback)  # (device state, its host parameters or None)
+        self._host_fallback = self._host.views(start) if self._host is not None else None
+        self._view = (self._state, self._host_fallback)  # (device state, its folded host parameters or None)
         # preallocated host buffers, handed to the compiled functions as they are
         self._xy = np.zeros((batch_size, 4 * J), np.float32)
         self._x = np.zeros(3 * J, np.float32)
-        # one check per sample: |value| <= limit is False for NaN and inf too
-        self._row_limits = np.repeat(np.asarray([limits.q, limits.qd, limits.qdd, limits.tau], np.float32), J)
+        self._x_squares, self._row_squares = np.zeros(3 * J, np.float32), np.zeros(4 * J, np.float32)
+        row_limits = np.repeat(np.asarray([limits.q, limits.qd, limits.qdd, limits.tau], np.float64), J)
+        self._inverse_square_limits = (1.0 / row_limits ** 2).astype(np.float32)
+        self._square_tau_limit = np.float32(limits.tau) ** 2
         self._count = 0
         self.updates = 0
         self._rejected, self._reported = 0, 0
         self.fallback_predictions = 0
-        self._step, self._predict = self._build(model, normalizer, opt, on_tree, unravel_loss, donate=not background)
-        if warmup:
+        self._step, self._predict = self._build(model, normalizer, opt, on_tree, unravel_loss)
+        self._process = None
+        if update_cpus is not None:
+            update_cpus = set(update_cpus)
+            if not background:
+                raise ValueError("update_cpus needs background=True (it pins the update process)")
+            if not update_cpus or not update_cpus <= os.sched_getaffinity(0):
+                raise ValueError(f"update_cpus must be a non-empty subset of this process's CPUs "
+                                 f"{sorted(os.sched_getaffinity(0))}, got {sorted(update_cpus)}")
+        if background:
+            if self._host is None:
+                raise ValueError(f"background=True needs a model with a host forward pass (InverseDynamicsMLP or "
+                                 f"PerJointMLP), not {type(model).__name__}")
+            arguments = dict(model=model, normalizer=self._host_norm, params=jax.tree.map(np.asarray, params),
+                             loss=self.loss, loss_params=jax.tree.map(np.asarray, self.loss_params),
+                             optimizer=optimizer, learning_rate=learning_rate, batch_size=batch_size,
+                             opt_state=jax.tree.map(np.asarray, opt_state), limits=limits)
+            self._process = UpdateProcess(arguments, self._host_fallback, batch_size, 4 * J, update_cpus)
+            self._xy = self._process.buffer()
+            self._forward(self._host_fallback, self._fallback, self._x)
+        elif warmup:
             self._compile_and_warm_up()
-        self._worker = _UpdateWorker(self) if background else None
         self.construction_seconds = time.perf_counter() - started
 
-    def _build(self, model, norm: Normalizer, opt, on_tree: bool, unravel_loss, donate: bool):
+    def _build(self, model, norm: Normalizer, opt, on_tree: bool, unravel_loss):
         """The jitted update and prediction (pure functions of the state and a host batch)."""
-        unravel, joints, tau_limit, loss = self._unravel, self.joints, self.limits.tau, self.loss
+        unravel, joints, tau_limit, loss, host = self._unravel, self.joints, self.limits.tau, self.loss, self._host
 
         def objective(flat, flat_loss, batch):
             return loss_and_prediction(model, loss, unravel_loss(flat_loss), unravel(flat), batch)[0]
@@ -213,22 +201,24 @@ class Adapter:
             tau_new = norm.torques(model.apply(unravel(new_flat), batch.x))
             ok = all_finite(new_flat) & all_finite(new_state) & jnp.all(jnp.abs(tau_new) <= tau_limit)
             keep = lambda new, old: jnp.where(ok, new, old)
-            return _State(keep(new_flat, flat), jax.tree.map(keep, new_state, opt_state),
-                          state.rejected + (~ok).astype(jnp.int32))
+            kept = keep(new_flat, flat)
+            folded = state.host if host is None else host.fold_flat(unravel(kept), norm, jnp)
+            return _State(kept, jax.tree.map(keep, new_state, opt_state), state.rejected + (~ok).astype(jnp.int32),
+                          folded)
 
         def predict(flat, x):
             return norm.torques(model.apply(unravel(flat), norm.inputs(x)))
 
-        return jax.jit(step, donate_argnums=(0,) if donate else ()), jax.jit(predict)
+        return jax.jit(step, donate_argnums=(0,)), jax.jit(predict)
 
     def _compile_and_warm_up(self) -> None:
         """Replace the jitted functions by executables compiled for these exact buffers, and run each once
         (the update on a copy of the state, whose result is dropped)."""
         self._step = self._step.lower(self._state, self._flat_loss_params, self._xy).compile()
-        if not self._host_apply:
+        if self._host is None:
             self._predict = self._predict.lower(self._state.flat, self._x).compile()
         copy = jax.tree.map(jnp.array, self._state)
-        self._host_params(self._step(copy, self._flat_loss_params, self._xy.copy()).flat)
+        np.array(self._step(copy, self._flat_loss_params, self._xy.copy()).host)
         self._forward(self._host_fallback, self._fallback, self._x)
 
     # --- state ----------------------------------------------------------------------------------------
@@ -240,22 +230,16 @@ class Adapter:
     def _state(self, state: _State) -> None:
         self._view = (state, None)
 
-    def _host_params(self, flat) -> object:
-        """The parameters of ``flat`` as a pytree of numpy arrays: views into one host copy (a copy, since
-        the device buffer is donated to the next update). Waits for ``flat`` to be computed."""
-        host = np.array(flat)
-        return jax.tree_util.tree_unflatten(self._treedef, [host[o:o + n].reshape(shape) for o, n, shape in self._leaf_specs])
-
     def wait(self) -> None:
-        """Block until every update submitted so far has finished."""
-        if self._worker is not None:
-            self._worker.wait()
+        """Block until every update handed over so far has finished."""
+        if self._process is not None:
+            self._process.wait()
         jax.block_until_ready(self._state.flat)
 
     def close(self) -> None:
-        """Stop the background update thread (after the updates already submitted)."""
-        if self._worker is not None:
-            self._worker.close()
+        """Stop the update process (after the updates already handed over)."""
+        if self._process is not None:
+            self._process.close()
 
     def __enter__(self) -> "Adapter":
         return self
@@ -265,9 +249,9 @@ class Adapter:
 
     @property
     def pending_updates(self) -> int:
-        """Updates submitted but not yet applied: how stale ``predict``'s parameters are (0 unless
+        """Updates handed over but not yet applied: how stale ``predict``'s parameters are (0 unless
         ``background``)."""
-        return 0 if self._worker is None else self.updates - self._worker.finished
+        return 0 if self._process is None else self._process.batches - self._process.done
 
     @property
     def rejected_updates(self) -> int:
@@ -278,7 +262,7 @@ class Adapter:
     def _settle(self) -> None:
         """Read the device-side count of rejected updates and warn if it grew (a host sync of one
         number, so ``observe`` does it only every ``SETTLE_EVERY`` updates)."""
-        self._rejected = int(self._state.rejected)
+        self._rejected = int(self._state.rejected) if self._process is None else self._process.rejected
         if self._rejected > self._reported:
             warnings.warn(
                 f"online update rejected: it would have made the model non-finite ({self._rejected} of "
@@ -289,12 +273,14 @@ class Adapter:
     @property
     def opt_state(self):
         """The optimizer's state (with a learning-rate memory: save it, or carry it to a new task)."""
-        return self._state.opt_state
+        return self._state.opt_state if self._process is None else self._process.state()[1]
 
     @property
     def params(self):
-        """The model's current parameters (a pytree like the one it was built with)."""
-        return self._unravel(self._state.flat)
+        """The model's current parameters (a pytree like the one it was built with); with ``background``,
+        after every update handed over so far."""
+        flat = self._state.flat if self._process is None else jnp.asarray(self._process.state()[0])
+        return self._unravel(flat)
 
     @classmethod
     def from_loss_file(cls, path, key=None, params=None, **kwargs) -> "Adapter":
@@ -308,24 +294,30 @@ class Adapter:
         return cls(model, normalizer, params, loss, loss_params, **kwargs)
 
     # --- the control loop ------------------------------------------------------------------------------
-    def _write(self, row: np.ndarray, offset: int, name: str, value) -> None:
-        """Copy ``value`` (J numbers) into ``row`` at ``offset``; the fast path does no other checks."""
-        try:
-            count = len(value)
-            if count == self.joints:
-                row[offset: offset + self.joints] = value
-                return
-        except (TypeError, ValueError):
-            raise DataError(f"{name} must be {self.joints} numbers, got {value!r}") from None
-        raise DataError(f"{name} has {count} joints, the adapter's model has {self.joints}")
+    def _fill(self, row: np.ndarray, names, values, squares: np.ndarray) -> None:
+        """row <- the J numbers of each of ``values``, each finite and within its physical limit.
 
-    def _check(self, row: np.ndarray, names) -> None:
-        """Every value finite and within its physical limit (one vectorised test; details on failure)."""
-        limits = self._row_limits[: row.shape[0]]
-        if (np.abs(row) <= limits).all():
-            return
+        Fast path, three numpy calls: one concatenate into the row, one square, one dot:
+        sum_i (x_i / limit_i)^2 <= 1 implies |x_i| <= limit_i for every i, and is False for NaN. Only when
+        that fails (or a value is not J numbers) are the values tested one by one, for the exact error."""
         J = self.joints
-        for k, (name, quantity) in enumerate(names):
+        try:
+            if all(len(value) == J for value in values):
+                np.concatenate(values, out=row)
+                np.square(row, out=squares)
+                if np.dot(squares, self._inverse_square_limits[: row.shape[0]]) <= 1.0:
+                    return
+        except (TypeError, ValueError):
+            pass
+        for k, ((name, quantity), value) in enumerate(zip(names, values)):
+            try:
+                count = len(value)
+                if count == J:
+                    row[k * J: (k + 1) * J] = value
+            except (TypeError, ValueError):
+                raise DataError(f"{name} must be {J} numbers, got {value!r}") from None
+            if count != J:
+                raise DataError(f"{name} has {count} joints, the adapter's model has {J}")
             part = row[k * J: (k + 1) * J]
             if not np.isfinite(part).all():
                 raise DataError(f"{name} holds NaN/inf: {part}")
@@ -338,67 +330,55 @@ class Adapter:
 
     def predict(self, q, qd, qdd_des) -> np.ndarray:
         """Feed-forward torque (Nm) for the current state and desired acceleration; always finite."""
-        J, x = self.joints, self._x
-        self._write(x, 0, "q", q)
-        self._write(x, J, "qd", qd)
-        self._write(x, 2 * J, "qdd_des", qdd_des)
-        self._check(x, self._PREDICT_NAMES)
+        x = self._x
+        self._fill(x, self._PREDICT_NAMES, (q, qd, qdd_des), self._x_squares)
         state, host = self._view
-        if host is None and self._host_apply:  # the first prediction after an update in the loop
-            host = self._host_params(state.flat)
-            self._view = (state, host)
-        tau = self._forward(host, state.flat, x)
-        if np.abs(tau).max() <= self.limits.tau:  # False for NaN too
+        if self._process is not None:
+            while True:  # again only if the update process rewrote the slot during the prediction
+                host, ticket = self._process.latest()
+                tau = self._forward(host, None, x)
+                if self._process.intact(ticket):
+                    break
+        else:
+            if host is None and self._host is not None:  # the first prediction after an update in the loop
+                host = self._host.views(np.array(state.host))
+                self._view = (state, host)
+            tau = self._forward(host, state.flat, x)
+        # |tau|^2 <= limit^2 implies every |tau_j| <= limit, and is False for NaN; the exact test otherwise
+        if np.dot(tau, tau) <= self._square_tau_limit or np.abs(tau).max() <= self.limits.tau:
             return tau
         self.fallback_predictions += 1
         tau = self._forward(self._host_fallback, self._fallback, x)
         if not np.isfinite(tau).all():
+            J = self.joints
             raise FloatingPointError(f"the model's prediction is non-finite even with its starting parameters "
                                      f"for q={x[:J]}, qd={x[J:2 * J]}")
         warnings.warn(f"the adapted model's prediction was non-finite or beyond {self.limits.tau:g} Nm; "
                       "returned the starting model's", UpdateRejectedWarning, stacklevel=2)
         return tau
 
-    def _forward(self, host_params, flat, x: np.ndarray) -> np.ndarray:
-        """tau = f_theta(x) in Nm: with numpy on the host when the model allows it, else the compiled
-        XLA function (the numpy buffer goes to it as it is; np.asarray waits for the result)."""
-        if self._host_apply:
-            norm = self._host_norm
-            return norm.torques(self.model.apply(host_params, norm.inputs(x), xp=np))
+    def _forward(self, host, flat, x: np.ndarray) -> np.ndarray:
+        """tau = f_theta(x) in Nm: the host forward pass on the folded parameters ``host`` when the model
+        has one, else the compiled XLA function on ``flat`` (the numpy buffer goes to it as it is;
+        np.asarray waits for the result)."""
+        if self._host is not None:
+            return self._host(host, x)
         return np.asarray(self._predict(flat, x))
 
     def observe(self, q, qd, qdd, tau) -> bool:
         """Record one measured sample; returns True when it completed a batch and an update was started
-        (dispatched, or with ``background`` queued for the update thread)."""
-        J, row = self.joints, self._xy[self._count]
-        self._write(row, 0, "q", q)
-        self._write(row, J, "qd", qd)
-        self._write(row, 2 * J, "qdd", qdd)
-        self._write(row, 3 * J, "tau", tau)
-        self._check(row, self._OBSERVE_NAMES)
+        (dispatched, or with ``background`` handed to the update process)."""
+        self._fill(self._xy[self._count], self._OBSERVE_NAMES, (q, qd, qdd, tau), self._row_squares)
         self._count += 1
         if self._count < self.batch_size:
             return False
-        # a copy: the step runs asynchronously, and the next observe() overwrites the buffer
-        batch = self._xy.copy()
         self._count = 0
         self.updates += 1
-        if self._worker is not None:
-            self._worker.submit(batch)
-        else:
-            self._apply(batch, wait=False)
+        if self._process is not None:
+            self._process.submit()
+            self._xy = self._process.buffer()
+        else:  # a copy: the step runs asynchronously, and the next observe() overwrites the buffer
+            self._state = self._step(self._state, self._flat_loss_params, self._xy.copy())
         if self.updates % self.SETTLE_EVERY == 0:
             self._settle()
         return True
-
-    def _apply(self, batch: np.ndarray, wait: bool) -> None:
-        """One update. In the loop (``wait`` False) it is dispatched and the next ``predict`` fetches its
-        result; on the update thread (``wait`` True) the new state and its host parameters are computed
-        first and then published together, in one assignment."""
-        state = self._step(self._state, self._flat_loss_params, batch)
-        if not wait:
-            self._state = state
-        elif self._host_apply:
-            self._view = (state, self._host_params(state.flat))
-        else:
-            self._view = (jax.block_until_ready(state), None)
