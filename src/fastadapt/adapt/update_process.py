@@ -20,9 +20,12 @@ Shared memory (one block, ``multiprocessing.RawArray``):
 Protocol. A ``multiprocessing.Lock`` guards every header access; taking it orders memory on every
 architecture, so no reader can see a counter before the data it counts.
 
-* control, ``observe``: writes rows into ring[written % R]; lock: written += 1. The update process
-  looks for new batches every ``POLL_SECONDS`` (0.2 ms), so the control thread makes no system call: a
-  byte down a pipe per batch cost p99 ~60 us on the control thread.
+* control, ``observe``: writes rows into ring[written % R]; lock: written += 1. While batches keep
+  coming, the update process looks for them every ``POLL_SECONDS`` (0.2 ms), so the control thread makes
+  no system call (a byte down a pipe per batch cost p99 ~60 us on the control thread). After 50 ms
+  without a batch it sets an ``idle`` flag and sleeps on the pipe (looking anyway every 10 ms, should
+  the flag and a batch cross), and the control thread sends a byte only while that flag is set: an idle
+  adapter costs 100 wake-ups a second, not 5,000.
   If R batches are still waiting (the updates cannot keep up), the next batch waits for a free ring slot.
 * control, ``predict``: lock: s = published, reading = s; then the forward pass on slots[s].
 * update process: for each new batch: the step; then lock: pick the slot that is neither published nor
@@ -50,11 +53,13 @@ import weakref
 import cloudpickle
 import numpy as np
 
-WRITTEN, DONE, REJECTED, PUBLISHED, READING, FAILED, SEQUENCE = range(7)  # SEQUENCE + s: slot s's counter
-HEADER = 10
+WRITTEN, DONE, REJECTED, PUBLISHED, READING, FAILED, IDLE, SEQUENCE = range(8)  # SEQUENCE + s: slot s's
+HEADER = 11
 SLOTS = 3
 RING = 64
-POLL_SECONDS = 2e-4  # how often the update process looks for new batches
+POLL_SECONDS = 2e-4  # how often the update process looks for new batches while they keep coming
+IDLE_AFTER_SECONDS = 0.05  # without a batch for this long it waits for a byte on the pipe instead
+IDLE_POLL_SECONDS = 0.01  # (and looks anyway this often, in case that byte and its flag crossed)
 _ALIGN = 64
 # x86 keeps stores in order and loads in order (total store order), so a sequence counter is enough for a
 # reader to know it read one whole slot; elsewhere both sides take the lock
@@ -153,11 +158,14 @@ class UpdateProcess:
         """Hand over the batch written to ``buffer()``."""
         self.check()
         self.batches += 1
+        header = self.layout.header
         if TOTAL_STORE_ORDER:  # the ring rows were stored before this count
-            self.layout.header[WRITTEN] = self.batches
+            header[WRITTEN] = self.batches
         else:
             with self.lock:
-                self.layout.header[WRITTEN] = self.batches
+                header[WRITTEN] = self.batches
+        if header[IDLE]:  # the update process sleeps on the pipe: wake it
+            self._commands_out.send_bytes(b"b")
 
     def latest(self) -> tuple[list[np.ndarray], tuple[int, int]]:
         """The newest published parameters and a ticket for :meth:`intact`.
@@ -241,9 +249,14 @@ def _serve(arguments: bytes, raw, batch_size: int, row: int, shapes, lock, comma
 
         adapter = Adapter(**cloudpickle.loads(arguments), warmup=True, background=False)
         replies.send(("ready", adapter.construction_seconds))
-        done, message = 0, None
+        done, message, last_batch = 0, None, time.monotonic()
         while True:
-            if commands.poll(POLL_SECONDS):  # a command, or the control process is gone
+            idle = time.monotonic() - last_batch > IDLE_AFTER_SECONDS
+            header[IDLE] = idle
+            if idle:  # a batch handed over before the flag was seen
+                with lock:
+                    idle = int(header[WRITTEN]) == done
+            if commands.poll(IDLE_POLL_SECONDS if idle else POLL_SECONDS):  # a command, or the control process is gone
                 try:
                     message = commands.recv_bytes()
                 except EOFError:
@@ -252,6 +265,9 @@ def _serve(arguments: bytes, raw, batch_size: int, row: int, shapes, lock, comma
                     return
             with lock:
                 written = int(header[WRITTEN])
+            if done < written:
+                last_batch = time.monotonic()
+                header[IDLE] = 0
             while done < written:
                 state = adapter._step(adapter._state, adapter._flat_loss_params, layout.ring[done % RING].copy())
                 adapter._state = state
