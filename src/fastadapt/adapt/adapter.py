@@ -37,8 +37,8 @@ microseconds (cold caches), so the tick is a count of numpy calls: ~20 today.
   with one counter store, no system call and no lock; ``predict`` uses the newest published parameters
   (a triple buffer with sequence counters, so it never sees half an update). ``pending_updates`` is the
   staleness. A thread, measured first, shared the interpreter lock with the control thread: tick p99
-  143-258 us, against 84-107 us with the process (``update_cpus`` pins it; measured both ways).
-  Construction then also starts the process (~2 s more: Python, JAX, compilation). In the loop (the
+  167-202 us, against 106-140 us with the process in the same runs, pinned or not (``update_cpus``
+  pins it). Construction then also starts the process (~2 s more: Python, JAX, compilation). In the loop (the
   default) the prediction after an update waits for it (~100 us for the demo's network).
 * ``gc.freeze()`` after construction is left to the application (it is process-wide); the benchmark
   measures it.

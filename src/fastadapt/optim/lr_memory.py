@@ -30,9 +30,10 @@ treated as 0. This makes a step O(D K) instead of O(D M), which matters for M = 
 
 All coordinates go in one pass, each reading and writing its own group's memory (flat index g M + m):
 2K + 1 scatters and 2K + 1 gathers over D coordinates. At the memory paper's online setting (7 per-joint
-networks, 54,341 parameters in 28 groups) this measured p50 1.5 ms on one core against 3.4 ms for the
-earlier leaf-by-leaf version (2K + 1 scatters and gathers per leaf, 56 leaves), and the same ~2.8 ms on
-two cores (``benchmarks/latency_memory.py``).
+networks, 54,397 parameters in 28 groups) the memory update alone measured p50 1.5 ms on one core (where
+a pinned update process runs it) against 3.4 ms for the earlier leaf-by-leaf version (2K + 1 scatters
+and gathers per leaf, 56 leaves), and 2.9-3.3 against 2.5-3.0 ms on two cores, where XLA spreads the
+leaf-by-leaf version's many small operations over both (``benchmarks/latency_memory.py``).
 
 The memory's state (``LRMemoryState.rates`` [G, M] and the memory optimizer's state) can be saved, loaded
 and carried to a new task with :func:`transfer_memory`, where it keeps learning.
