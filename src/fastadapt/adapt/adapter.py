@@ -21,14 +21,15 @@ microseconds (cold caches), so the tick is a count of numpy calls: ~20 today.
   normaliser around it ~45-55 us; this ~20-35 us (the memory paper's per-joint network: 100 -> 27 us).
   Models without a host forward pass use the compiled XLA function.
 * Inputs are checked in three numpy calls: one ``concatenate`` into the preallocated row, one product
-  s = x / limit, one dot: s . s <= 1 implies every |x_i| <= limit_i and is False for NaN. Only when it fails are the values tested one by one (for the exact error). Four slice writes
-  and an abs/compare/all took ~20 us in the loop, this ~10-15 us. The torque check is one dot likewise.
+  s = x / limit, one dot: s . s <= 1 implies every |x_i| <= limit_i and is False for NaN. Only when it
+  fails are the values tested one by one (for the exact error). Four slice writes and an
+  abs/compare/all took ~20 us in the loop, this ~10-15 us. The torque check is one dot likewise.
 * No ``jnp.asarray`` on the hot path: the preallocated float32 buffers go to the compiled update as
   they are. ``jnp.asarray`` of the 21 inputs before a call made the call ~10x slower (140 against 13 us).
 * The update (and, without a host forward pass, the prediction) is compiled **ahead of time** for these
   exact buffers (``jit(...).lower(...).compile()``) and run once at construction (``warmup=True``), so no
   call in the loop traces or compiles; ``construction_seconds`` says what that cost (0.2-0.6 s for the
-  demo's network with SGD, ~3 s with a learning-rate memory of M = 200, ~30 s for the memory paper's
+  demo's network with SGD, ~1 s with a learning-rate memory of M = 200, ~4 s for the memory paper's
   per-joint network with M = 200).
 * Parameters travel as one flat vector (``jax.flatten_util.ravel_pytree``); the optimizer runs on it;
   the batch goes as one [B, 4J] array; the state is donated to the update.
@@ -38,8 +39,8 @@ microseconds (cold caches), so the tick is a count of numpy calls: ~20 today.
   (a triple buffer with sequence counters, so it never sees half an update). ``pending_updates`` is the
   staleness. A thread, measured first, shared the interpreter lock with the control thread: tick p99
   167-202 us, against 106-140 us with the process in the same runs, pinned or not (``update_cpus``
-  pins it). Construction then also starts the process (~2 s more: Python, JAX, compilation). In the loop (the
-  default) the prediction after an update waits for it (~100 us for the demo's network).
+  pins it). Construction then also starts the process (~2 s more: Python, JAX, compilation). In the
+  loop (the default) the prediction after an update waits for it (~150 us for the demo's network).
 * ``gc.freeze()`` after construction is left to the application (it is process-wide); the benchmark
   measures it.
 

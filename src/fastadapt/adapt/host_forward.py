@@ -105,7 +105,8 @@ class HostForward:
         return arrays
 
     def __call__(self, arrays: list[np.ndarray], x: np.ndarray) -> np.ndarray:
-        """tau for one input row x [3J] (float32); a new array [J]."""
+        """tau for one input row x [3J] (float32); a new float64 array [J] (the float32 results, exactly;
+        float64 so that the caller's tau . tau cannot overflow)."""
         h = self._first
         np.dot(x, arrays[0], out=h)
         np.add(h, arrays[1], out=h)
@@ -118,4 +119,4 @@ class HostForward:
             if i < last:
                 self._activate(out)
             h = out
-        return h.reshape(-1).copy()
+        return h.reshape(-1).astype(np.float64)

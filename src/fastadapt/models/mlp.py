@@ -1,9 +1,8 @@
 """Multi-layer perceptrons as plain pytrees, and the inverse-dynamics model built from one.
 
 Parameters are a list of layers ``{"w": [n_in, n_out], "b": [n_out]}``; ``apply`` is a pure function.
-``apply`` takes the array module as ``xp``: ``jax.numpy`` (the default: traced, differentiated, jitted) or
-``numpy``, with which the control-loop Adapter runs the forward pass on the host (no dispatch to XLA's
-thread pool; see :mod:`fastadapt.adapt.adapter`).
+The control-loop Adapter evaluates these models on the host with numpy through
+:mod:`fastadapt.adapt.host_forward` (normaliser folded in, per-joint networks stacked).
 We use plain pytrees rather than Equinox or Flax: the models are three-line functions, plain dicts of
 arrays vmap over seeds, serialise to .npz and differentiate twice (meta-gradients) with nothing in the
 way, and the online update's dispatch cost stays minimal.
@@ -16,10 +15,8 @@ from typing import Sequence
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 ACTIVATIONS = {"tanh": jnp.tanh, "relu": jax.nn.relu, "softplus": jax.nn.softplus}
-NUMPY_ACTIVATIONS = {"tanh": np.tanh, "relu": lambda x: np.maximum(x, 0), "softplus": lambda x: np.logaddexp(0, x)}
 
 
 def init_mlp(key, sizes: Sequence[int], last_scale: float = 1.0) -> list[dict]:
@@ -32,9 +29,9 @@ def init_mlp(key, sizes: Sequence[int], last_scale: float = 1.0) -> list[dict]:
     return layers
 
 
-def apply_mlp(layers: list[dict], x, activation: str = "relu", xp=jnp):
+def apply_mlp(layers: list[dict], x, activation: str = "relu"):
     """h_0 = x, h_{i+1} = act(h_i W_i + b_i) for hidden layers; the last layer is linear."""
-    act = (NUMPY_ACTIVATIONS if xp is np else ACTIVATIONS)[activation]
+    act = ACTIVATIONS[activation]
     for layer in layers[:-1]:
         x = act(x @ layer["w"] + layer["b"])
     return x @ layers[-1]["w"] + layers[-1]["b"]
@@ -64,8 +61,8 @@ class InverseDynamicsMLP:
     def init(self, key) -> list[dict]:
         return init_mlp(key, self.sizes)
 
-    def apply(self, params, x, xp=jnp):
-        return apply_mlp(params, x, self.activation, xp)
+    def apply(self, params, x):
+        return apply_mlp(params, x, self.activation)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,5 +86,5 @@ class PerJointMLP:
     def init(self, key) -> list[list[dict]]:
         return [init_mlp(k, self.sizes) for k in jax.random.split(key, self.num_joints)]
 
-    def apply(self, params, x, xp=jnp):
-        return xp.concatenate([apply_mlp(net, x, self.activation, xp) for net in params], axis=-1)
+    def apply(self, params, x):
+        return jnp.concatenate([apply_mlp(net, x, self.activation) for net in params], axis=-1)
