@@ -266,3 +266,19 @@ def test_the_update_process_reports_its_failure_and_ends_with_the_adapter(parts)
     assert process.is_alive()
     adapter.close()
     assert not process.is_alive() and process.exitcode == 0
+
+
+def test_a_killed_update_process_is_an_error_not_a_hang(parts):
+    import signal
+
+    from fastadapt.adapt.update_process import UpdateProcessError
+
+    model, norm, loss, phi, theta = parts
+    with Adapter(model, norm, theta, loss, phi, background=True) as adapter:
+        os.kill(adapter._process._process.pid, signal.SIGKILL)
+        adapter._process._process.join()
+        rows = np.zeros((5, 4 * J))
+        for row in rows:
+            adapter.observe(row[:J], row[J:2 * J], row[2 * J:3 * J], row[3 * J:])
+        with pytest.raises(UpdateProcessError, match="the update process exited with code -9"):
+            adapter.wait()

@@ -186,3 +186,27 @@ def test_transfer_carries_rates_to_a_new_task_and_rejects_other_shapes():
 def test_bad_memory_config_is_refused(field, value, message):
     with pytest.raises(ValueError, match=message):
         MemoryConfig(**{field: value})
+
+
+def test_one_scatter_and_one_scatter_per_offset_give_the_same_memory(monkeypatch):
+    """The memory update scatters its terms in one [D, 2K + 1] update on one CPU and in 2K + 1 [D]
+    updates on several; both are the same sums."""
+    import importlib
+
+    module = importlib.import_module("fastadapt.optim.lr_memory")
+    config = MemoryConfig(eta_init=0.01, num_models=40, clip=1.0, memory_rate=0.05)
+    params = {"a": {"w": jnp.zeros((6, 5)), "b": jnp.zeros(5)}, "b": {"w": jnp.zeros((5, 3))}}
+    rng = np.random.default_rng(2)
+    grads = [jax.tree.map(lambda p: jnp.asarray(rng.normal(scale=0.5, size=p.shape), jnp.float32), params)
+             for _ in range(3)]
+    results = []
+    for one in (True, False):
+        monkeypatch.setattr(module, "_one_scatter", lambda one=one: one)
+        t = lr_memory(config)
+        state = t.init(params)
+        for g in grads:
+            update, state = jax.jit(t.update)(g, state)
+        results.append((state.rates, update))
+    np.testing.assert_allclose(results[0][0], results[1][0], rtol=1e-6, atol=1e-10)
+    for a, b in zip(jax.tree.leaves(results[0][1]), jax.tree.leaves(results[1][1])):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-10)

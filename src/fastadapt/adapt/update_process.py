@@ -150,7 +150,7 @@ class UpdateProcess:
         """The ring slot [B, 4J] the next batch is written to (waits while the ring is full)."""
         header = self.layout.header
         while self.batches - header[DONE] >= RING:
-            self.check()
+            self._check_alive()
             time.sleep(1e-4)
         return self.layout.ring[self.batches % RING]
 
@@ -202,16 +202,19 @@ class UpdateProcess:
         if self.layout.header[FAILED]:
             self._receive("never")  # raises with the update process's traceback
 
+    def _check_alive(self) -> None:
+        self.check()
+        if not self._process.is_alive():
+            raise UpdateProcessError(f"the update process exited with code {self._process.exitcode}")
+
     def wait(self) -> None:
         while self.done < self.batches:
-            self.check()
-            if not self._process.is_alive():
-                raise UpdateProcessError(f"the update process exited with code {self._process.exitcode}")
+            self._check_alive()
             time.sleep(1e-4)
 
     def state(self):
         """(flat parameters, optimizer state) after every batch handed over so far, as numpy arrays."""
-        self.check()
+        self._check_alive()
         self._commands_out.send_bytes(b"s")
         return self._receive("state")
 
