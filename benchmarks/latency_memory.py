@@ -5,7 +5,7 @@ for MetaGD, side by side with plain SGD on the same network (as the Adapter runs
 and with clipped GD run as an optax transform on the parameter tree (what MetaGD is measured against,
 minus the memory); the adapters take turns in rounds of 50 updates.
 
-Usage: python benchmarks/latency_memory.py [--updates 2000] [--rounds 5]
+Usage: python benchmarks/latency_memory.py [--updates 2000] [--rounds 5] [--cutoffs 5,4]
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--updates", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--cutoffs", default="5", help="comma-separated memory cutoffs to time side by side (5 is the default)")
     args = parser.parse_args()
     J, batch = 7, 10
     model = PerJointMLP(J)
@@ -39,8 +40,10 @@ def main():
     optimizers = {
         "sgd (flat vector)": "sgd",
         "GD, clip 1.0 (optax, on the tree)": optax.chain(optax.clip(1.0), optax.sgd(1e-4)),
-        "MetaGD, M = 200": metagd(MemoryConfig(eta_init=1e-4, num_models=200, memory_rate=0.005, clip=1.0)),
     }
+    for cutoff in (float(c) for c in args.cutoffs.split(",")):
+        config = MemoryConfig(eta_init=1e-4, num_models=200, memory_rate=0.005, clip=1.0, cutoff=cutoff)
+        optimizers[f"MetaGD, M = 200, cutoff {cutoff:g} (K = {config.half_window})"] = metagd(config)
     adapters = {name: Adapter(model, norm, params, optimizer=opt, learning_rate=1e-4, batch_size=batch)
                 for name, opt in optimizers.items()}
     rng = np.random.default_rng(0)

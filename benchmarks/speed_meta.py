@@ -11,7 +11,6 @@ Needs: pip install torch==2.13.0 higher.  Usage: python benchmarks/speed_meta.py
 from __future__ import annotations
 
 import argparse
-import functools
 import time
 
 import jax
@@ -21,22 +20,26 @@ J, K, ITERS, ALPHA, ETA = 7, 256, 10, 1e-3, 1e-2
 
 
 def jax_runner(data_x, data_y, batches):
-    from fastadapt.data.batches import Samples
+    from fastadapt.data.batches import Normalizer, Samples
     from fastadapt.losses import make_loss
     from fastadapt.meta.algorithm import MetaState, make_meta_optimizer, meta_epoch
+    from fastadapt.meta.inverse_dynamics import InverseDynamicsTask
     from fastadapt.models.mlp import InverseDynamicsMLP
 
     model, loss = InverseDynamicsMLP(J), make_loss("state-dependent", J)
     opt = make_meta_optimizer("sgd", ETA)
     samples = Samples(jax.numpy.asarray(data_x), jax.numpy.asarray(data_y))
     starts = jax.numpy.arange(data_x.shape[0] - K)
-    epoch = jax.jit(functools.partial(meta_epoch, model, loss, opt, ALPHA, ITERS, K, batches))
+    ones = jax.numpy.ones
+    task = InverseDynamicsTask(samples, starts, samples, starts, samples, samples,
+                               Normalizer(ones(3 * J), ones(3 * J), ones(J), ones(J)), None, model, K, batches)
+    epoch = jax.jit(lambda task, state, key: meta_epoch(task, loss, opt, ALPHA, ITERS, batches, "step", state, key))
     phi = loss.init(jax.random.PRNGKey(0))
     state = MetaState(phi, opt.init(phi))
 
     def run(seed):
         nonlocal state
-        state, losses = epoch(state, jax.random.PRNGKey(seed), samples, starts)
+        state, losses = epoch(task, state, jax.random.PRNGKey(seed))
         jax.block_until_ready(losses)
 
     return run

@@ -17,7 +17,7 @@ from fastadapt.adapt.online import Method, OnlineConfig, online_scores, overall,
 from fastadapt.data.batches import Normalizer, normalised_samples, sequential_stream
 from fastadapt.data.schunk import load_schunk, split_halves
 from fastadapt.losses import make_loss
-from fastadapt.meta.trainer import MetaTrainConfig, MetaTrainer
+from fastadapt.meta.inverse_dynamics import MetaTrainConfig, inverse_dynamics_trainer
 
 
 def main(argv):
@@ -37,7 +37,7 @@ def main(argv):
         for start in ("random", "pretrained"):
             for outer in ("sgd", "adam"):
                 config = dataclasses.replace(base, loss=loss_name, start=start, meta_optimizer=outer)
-                result = MetaTrainer(config, train, held_out, normalizer).run(progress=False)
+                result = inverse_dynamics_trainer(config, train, held_out, normalizer).run(progress=False)
                 method = Method(loss_name, make_loss(loss_name, train.num_joints), result.loss_params,
                                 "sgd", config.alpha, "pretrained")
                 ratio = overall(online_scores(model, method, pretrained, streams)) / alone

@@ -260,7 +260,7 @@ def _loss_file_cases() -> list[Case]:
         return write_npz(w / "loss.npz", stored)
 
     def nan_params(fx, w):
-        from fastadapt.meta.trainer import load_loss, save_loss
+        from fastadapt.meta.inverse_dynamics import load_loss, save_loss
 
         config, loss, params, normalizer = load_loss(fx["loss"])
         params = {"w": np.full_like(np.asarray(params["w"]), np.nan)}

@@ -63,7 +63,7 @@ def test_each_layer_reads_and_writes_only_its_own_memory():
     """Three groups (two layers of w, b and a lone vector) in one pass: each group's rates and updates
     follow the dense formula on that group's coordinates alone, including values near both ends of
     [-clip, clip] where the window meets the first and the last centre."""
-    config = MemoryConfig(eta_init=0.01, num_models=50, clip=1.0, memory_rate=0.05)
+    config = MemoryConfig(eta_init=0.01, num_models=50, clip=1.0, memory_rate=0.05, cutoff=5.0)  # window ~ exact
     t = lr_memory(config)
     shapes = {"a": {"w": (4, 5), "b": (5,)}, "b": {"w": (5, 2), "b": (2,)}, "c": (7,)}
     params = jax.tree.map(lambda shape: jnp.zeros(shape), shapes, is_leaf=lambda x: isinstance(x, tuple))

@@ -11,7 +11,8 @@ from fastadapt.data.batches import Samples
 from fastadapt.data.trajectory import Dataset
 from fastadapt.losses import make_loss
 from fastadapt.meta.algorithm import inner_step, meta_objective
-from fastadapt.meta.trainer import MetaTrainConfig, MetaTrainer, load_loss
+from fastadapt.meta.inverse_dynamics import MetaTrainConfig, load_loss
+from fastadapt.meta.inverse_dynamics import inverse_dynamics_trainer as MetaTrainer
 from fastadapt.models.mlp import InverseDynamicsMLP
 
 from conftest import make_trajectory
@@ -26,14 +27,26 @@ def _problem(loss_name, joints=2):
     theta = model.init(keys[2])
     a = Samples(jax.random.normal(keys[3], (10, 3 * joints)), jax.random.normal(keys[4], (10, joints)))
     b = Samples(jax.random.normal(keys[5], (10, 3 * joints)), jax.random.normal(keys[4], (10, joints)) + 1)
-    return model, loss, phi, theta, a, b
+    return _task(model), loss, phi, theta, a, b
+
+
+def _task(model, start_params=None):
+    """The inverse-dynamics task around ``model`` (its data is not used by the functions tested with it)."""
+    from fastadapt.data.batches import Normalizer
+    from fastadapt.meta.inverse_dynamics import InverseDynamicsTask
+
+    J = model.num_joints
+    empty = Samples(jnp.zeros((4, 3 * J)), jnp.zeros((4, J)))
+    ones = jnp.ones
+    return InverseDynamicsTask(empty, jnp.zeros(1, jnp.int32), empty, jnp.zeros(1, jnp.int32), empty, empty,
+                               Normalizer(ones(3 * J), ones(3 * J), ones(J), ones(J)), start_params, model, 4, 1)
 
 
 @pytest.mark.parametrize("loss_name", ["structured", "state-dependent", "mlp"])
 def test_meta_gradient_matches_finite_differences(loss_name):
     with enable_x64():
-        model, loss, phi, theta, a, b = _problem(loss_name)
-        objective = lambda p: meta_objective(model, loss, 0.05, p, theta, a, b)[0]
+        task, loss, phi, theta, a, b = _problem(loss_name)
+        objective = lambda p: meta_objective(task, loss, 0.05, p, theta, a, b)[0]
         grad = jax.grad(objective)(phi)
         flat, unravel = jax.flatten_util.ravel_pytree(phi)
         flat_grad = jax.flatten_util.ravel_pytree(grad)[0]
@@ -46,9 +59,9 @@ def test_meta_gradient_matches_finite_differences(loss_name):
 
 
 def test_inner_step_is_one_sgd_step_on_the_learned_loss():
-    model, loss, phi, theta, a, _ = _problem("structured")
-    new = inner_step(model, loss, 0.1, phi, theta, a)
-    grads = jax.grad(lambda th: loss.apply(phi, model.apply(th, a.x), a.y, a.state))(theta)
+    task, loss, phi, theta, a, _ = _problem("structured")
+    new = inner_step(task, loss, 0.1, phi, theta, a)
+    grads = jax.grad(lambda th: loss.apply(phi, task.model.apply(th, a.x), a.y, a.state))(theta)
     expected = jax.tree.map(lambda p, g: p - 0.1 * g, theta, grads)
     for x, y in zip(jax.tree.leaves(new), jax.tree.leaves(expected)):
         np.testing.assert_allclose(x, y, rtol=1e-6)
@@ -108,15 +121,15 @@ def test_warm_start_batch_starts_from_a_given_model():
     """With start_params, Algorithm 1's first inner step starts at one of the given models."""
     from fastadapt.meta.algorithm import MetaState, batch_update, make_meta_optimizer
 
-    model, loss, phi, theta, a, b = _problem("structured")
-    window = Samples(jnp.concatenate([a.x, b.x]), jnp.concatenate([a.y, b.y]))
+    task, loss, phi, theta, a, b = _problem("structured")
     stacked = jax.tree.map(lambda p: jnp.stack([p, p]), theta)  # two copies: any pick is theta
+    warm = _task(task.model, stacked)
     opt = make_meta_optimizer("sgd", 0.0)  # eta = 0: phi stays, so the first task loss is checkable
     state = MetaState(phi, opt.init(phi))
-    _, task_losses = batch_update(model, loss, opt, 0.05, 3, state, jax.random.PRNGKey(3), window, stacked)
-    expected = meta_objective(model, loss, 0.05, phi, theta, a, b)[0]
+    _, task_losses = batch_update(warm, loss, opt, 0.05, 3, state, jax.random.PRNGKey(3), (a, b))
+    expected = meta_objective(task, loss, 0.05, phi, theta, a, b)[0]
     assert float(task_losses[0]) == pytest.approx(float(expected), rel=1e-5)
-    _, fresh = batch_update(model, loss, opt, 0.05, 3, state, jax.random.PRNGKey(3), window)
+    _, fresh = batch_update(task, loss, opt, 0.05, 3, state, jax.random.PRNGKey(3), (a, b))
     assert float(fresh[0]) != pytest.approx(float(expected), rel=1e-3)
 
 
@@ -125,8 +138,8 @@ def test_warm_start_meta_training_runs_and_evaluates_from_pretrained_models():
     config = dataclasses.replace(CONFIG, start="pretrained", pretrain_models=2, pretrain_steps=200, epochs=2)
     trainer = MetaTrainer(config, train, test)
     # meta-trains on the odd-indexed half of the trajectories, starting from models fitted to the even half
-    assert trainer.train.x.shape[0] == 2 * 600
-    assert jax.tree.leaves(trainer.start_params)[0].shape[0] == 2
+    assert trainer.task.train.x.shape[0] == 2 * 600
+    assert jax.tree.leaves(trainer.task.start_params)[0].shape[0] == 2
     curves = trainer.curves(make_loss("mse", 2), {}, "meta-train", jax.random.PRNGKey(0))
     fresh = MetaTrainer(CONFIG, train, test).curves(make_loss("mse", 2), {}, "meta-train", jax.random.PRNGKey(0))
     assert curves[:, 0].mean() < 0.5 * fresh[:, 0].mean()  # the evaluation starts already trained
@@ -139,3 +152,54 @@ def test_warm_start_needs_two_trajectories_and_a_known_start():
         MetaTrainer(dataclasses.replace(CONFIG, start="pretrained"), _smooth_dataset(1, 0), _smooth_dataset(1, 1))
     with pytest.raises(ValueError, match="unknown start 'warm'"):
         dataclasses.replace(CONFIG, start="warm")
+
+
+def test_unrolled_meta_gradient_matches_finite_differences():
+    """update='unroll': the gradient through the whole chain of M inner steps (second order at every
+    step) against central differences of the mean task loss along the chain."""
+    from fastadapt.meta.algorithm import unrolled_objective
+
+    with enable_x64():
+        task, loss, phi, theta, a, b = _problem("state-dependent")
+        objective = lambda p: unrolled_objective(task, loss, 0.05, 4, p, theta, a, b)[0]
+        grad = jax.flatten_util.ravel_pytree(jax.grad(objective)(phi))[0]
+        flat, unravel = jax.flatten_util.ravel_pytree(phi)
+        # the chain is really M steps long: the mean over 4 steps differs from the first step's loss
+        assert float(objective(phi)) != pytest.approx(float(meta_objective(task, loss, 0.05, phi, theta, a, b)[0]), rel=1e-3)
+        rng = np.random.default_rng(1)
+        for _ in range(3):
+            direction = jnp.asarray(rng.normal(size=flat.shape))
+            eps = 1e-5
+            numeric = (objective(unravel(flat + eps * direction)) - objective(unravel(flat - eps * direction))) / (2 * eps)
+            assert float(grad @ direction) == pytest.approx(float(numeric), rel=1e-5, abs=1e-9)
+
+
+def test_unroll_and_step_updates_agree_for_one_inner_step_and_differ_for_more():
+    from fastadapt.meta.algorithm import MetaState, batch_update, make_meta_optimizer
+
+    task, loss, phi, theta, a, b = _problem("structured")
+    opt = make_meta_optimizer("sgd", 0.1)
+    state = MetaState(phi, opt.init(phi))
+    key = jax.random.PRNGKey(0)
+    step1, losses_step = batch_update(task, loss, opt, 0.05, 1, state, key, (a, b), "step")
+    unroll1, losses_unroll = batch_update(task, loss, opt, 0.05, 1, state, key, (a, b), "unroll")
+    np.testing.assert_allclose(step1.loss_params["w"], unroll1.loss_params["w"], rtol=1e-6)
+    np.testing.assert_allclose(losses_step, losses_unroll, rtol=1e-6)
+    # with three inner steps, 'step' updates phi three times, 'unroll' once with the chain's gradient
+    step3, _ = batch_update(task, loss, opt, 0.05, 3, state, key, (a, b), "step")
+    unroll3, _ = batch_update(task, loss, opt, 0.05, 3, state, key, (a, b), "unroll")
+    assert not np.allclose(step3.loss_params["w"], unroll3.loss_params["w"], rtol=1e-4)
+    with pytest.raises(ValueError, match="unknown meta-update 'chain'"):
+        batch_update(task, loss, opt, 0.05, 3, state, key, (a, b), "chain")
+    with pytest.raises(ValueError, match="config field 'update': unknown value 'chain'"):
+        MetaTrainConfig(update="chain")
+
+
+def test_unrolled_meta_training_runs_and_resumes(tmp_path):
+    train, test = _smooth_dataset(3, 0), _smooth_dataset(2, 1)
+    config = dataclasses.replace(CONFIG, update="unroll", iters_max=3, epochs=2, eval_every=1)
+    full = MetaTrainer(config, train, test).run(tmp_path / "full", progress=False)
+    MetaTrainer(dataclasses.replace(config, epochs=1), train, test).run(tmp_path / "resumed", progress=False)
+    resumed = MetaTrainer(config, train, test).run(tmp_path / "resumed", progress=False)
+    np.testing.assert_allclose(resumed.loss_params["w"], full.loss_params["w"], rtol=1e-6)
+    assert np.all(np.isfinite(full.history["task_loss"]))

@@ -8,6 +8,7 @@
     fastadapt meta-train --train PATH --test PATH --out DIR [key=value ...]
     fastadapt adapt --loss LOSS.npz --stream PATH [--out DIR] [key=value ...]
     fastadapt lrmem rosenbrock|digits|id-batch|id-online [--quick] [--out DIR] [key=value ...]
+    fastadapt ml3 sine [--quick] [--out DIR] [key=value ...]
 """
 
 from __future__ import annotations
@@ -46,11 +47,18 @@ def cmd_pipeline(args, data: str) -> int:
     return 0
 
 
-def cmd_lrmem(args) -> int:
-    from fastadapt.checkpoint import write_json
-    from fastadapt.experiments.lrmem import experiment
+def _registry(family: str):
+    """The experiments of one paper: ``lrmem`` (the memory of learning rates) or ``ml3``."""
+    import importlib
 
-    module = experiment(args.name)
+    return importlib.import_module({"lrmem": "fastadapt.experiments.lrmem", "ml3": "fastadapt.ml3"}[family])
+
+
+def cmd_experiment(args) -> int:
+    """``fastadapt lrmem NAME`` and ``fastadapt ml3 NAME``: one registered experiment into its run directory."""
+    from fastadapt.checkpoint import write_json
+
+    module = _registry(args.command).experiment(args.name)
     config = module.Config()
     if args.quick:
         config = module.quick(config)
@@ -59,7 +67,7 @@ def cmd_lrmem(args) -> int:
     if source != "sklearn" and not Path(source).is_dir():
         raise FileNotFoundError(f"MNIST directory not found: {source} (or pass source=sklearn)")
     inputs = input_files(source=source) if source != "sklearn" else {}
-    name = f"lrmem-{args.name}{'-quick' if args.quick else ''}"
+    name = f"{args.command}-{args.name}{'-quick' if args.quick else ''}"
     identity = {"config": config_dict(config), "inputs": inputs}
     with RunDirectory(Path(args.out or Path("runs") / name), identity, args.force, args.argv) as out:
         write_json(out / "config.json", config_dict(config))
@@ -117,12 +125,12 @@ def _check_output_file(out: Path, force: bool) -> None:
 def cmd_meta_train(args) -> int:
     from fastadapt.checkpoint import write_json
     from fastadapt.data import io
-    from fastadapt.meta.trainer import MetaTrainConfig, MetaTrainer
+    from fastadapt.meta.inverse_dynamics import MetaTrainConfig, inverse_dynamics_trainer
 
     config = apply_overrides(MetaTrainConfig(), args.overrides)
     limits = Limits.parse(args.limit)
     train, test = io.load(args.train, limits), io.load(args.test, limits)
-    trainer = MetaTrainer(config, train, test)  # validates data against config before a directory is made
+    trainer = inverse_dynamics_trainer(config, train, test)  # validates data against config before a directory is made
     identity = {"config": {"meta_train": config_dict(config)}, "inputs": input_files(train=args.train, test=args.test)}
     with RunDirectory(Path(args.out), identity, args.force, args.argv) as out:
         write_json(out / "config.json", identity)
@@ -152,7 +160,7 @@ class AdaptConfig:
 def cmd_adapt(args) -> int:
     from fastadapt.checkpoint import write_json
     from fastadapt.data import io
-    from fastadapt.meta.trainer import load_loss
+    from fastadapt.meta.inverse_dynamics import load_loss
     from fastadapt.report.markdown import phase_table_markdown
 
     config = apply_overrides(AdaptConfig(), args.overrides)
@@ -192,32 +200,37 @@ def _adapt_summary(config: AdaptConfig, meta_config, loss, loss_params, normaliz
 
 
 def cmd_keys(args) -> int:
-    """The keys of one experiment: demo/sim (default), schunk, meta-train, adapt or an lrmem experiment."""
+    """The keys of one experiment: demo/sim (default), schunk, meta-train, adapt, an lrmem or an ml3 experiment
+    (``ml3-sine``, or ``sine`` where the name is not an lrmem one)."""
     from fastadapt.experiments.inverse_dynamics import PipelineConfig
-    from fastadapt.experiments.lrmem import EXPERIMENTS, experiment
-    from fastadapt.meta.trainer import MetaTrainConfig
+    from fastadapt.meta.inverse_dynamics import MetaTrainConfig
 
     name = args.experiment or "demo"
     configs = {"demo": PipelineConfig(), "sim": PipelineConfig(), "schunk": PipelineConfig(data="schunk"),
                "meta-train": MetaTrainConfig(), "adapt": AdaptConfig()}
+    registered = {n: (family, n) for family in ("ml3", "lrmem") for n in _registry(family).EXPERIMENTS}
+    registered.update({f"ml3-{n}": ("ml3", n) for n in _registry("ml3").EXPERIMENTS})
     if name in configs:
         config = configs[name]
-    elif name in EXPERIMENTS:
-        config = experiment(name).Config()
+    elif name in registered:
+        family, short = registered[name]
+        config = _registry(family).experiment(short).Config()
     else:
-        raise ConfigError(f"unknown experiment '{name}', expected one of {', '.join([*configs, *EXPERIMENTS])}")
+        raise ConfigError(f"unknown experiment '{name}', expected one of {', '.join([*configs, *registered])}")
     print("\n".join(known_keys(config)))
     return 0
 
 
 COMMANDS = {"demo": lambda a: cmd_pipeline(a, "sim"), "run": lambda a: cmd_pipeline(a, a.data), "data": cmd_data,
-            "meta-train": cmd_meta_train, "adapt": cmd_adapt, "lrmem": cmd_lrmem, "keys": cmd_keys}
+            "meta-train": cmd_meta_train, "adapt": cmd_adapt, "lrmem": cmd_experiment,
+            "ml3": cmd_experiment, "keys": cmd_keys}
 # what survives a Ctrl-C, per command
 ON_INTERRUPT = {
     "demo": "the last meta-training checkpoint is intact. Run the same command to resume",
     "run": "the last meta-training checkpoint is intact. Run the same command to resume",
     "meta-train": "the last checkpoint is intact. Run the same command to resume",
     "lrmem": "simulated data already made is kept. Run the same command to go on",
+    "ml3": "the last meta-training checkpoint is intact. Run the same command to resume",
 }
 
 
@@ -276,8 +289,12 @@ def build_parser() -> argparse.ArgumentParser:
     lrmem.add_argument("name", choices=["rosenbrock", "digits", "id-batch", "id-online"])
     pipeline_args(lrmem)
 
+    ml3 = sub.add_parser("ml3", help="the ML3 (meta learning via learned loss) experiments (Fig. 2)")
+    ml3.add_argument("name", choices=sorted(_registry("ml3").EXPERIMENTS))
+    pipeline_args(ml3)
+
     keys = sub.add_parser("keys", help="list the config keys of an experiment (default: the demo pipeline)")
-    keys.add_argument("experiment", nargs="?", help="demo, sim, schunk, meta-train, adapt or an lrmem experiment")
+    keys.add_argument("experiment", nargs="?", help="demo, sim, schunk, meta-train, adapt, an lrmem or an ml3 experiment")
     return parser
 
 

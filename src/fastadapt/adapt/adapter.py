@@ -285,7 +285,7 @@ class Adapter:
     @classmethod
     def from_loss_file(cls, path, key=None, params=None, **kwargs) -> "Adapter":
         """A fresh (or given) model adapted with the trained loss saved at ``path`` at its inner rate."""
-        from fastadapt.meta.trainer import load_loss
+        from fastadapt.meta.inverse_dynamics import load_loss
 
         config, loss, loss_params, normalizer = load_loss(path)
         model = config.model(normalizer.num_joints)

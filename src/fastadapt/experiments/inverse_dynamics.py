@@ -32,7 +32,9 @@ from fastadapt.data.schunk import load_schunk, split_halves
 from fastadapt.data.trajectory import DEFAULT_LIMITS, Limits
 from fastadapt.experiments.validation import require_at_least, require_nonempty, require_positive_rates
 from fastadapt.losses import LEARNED_LOSSES, make_loss
-from fastadapt.meta.trainer import MetaTrainConfig, MetaTrainer, config_dict
+from fastadapt.experiments.config import config_dict
+from fastadapt.meta.inverse_dynamics import MetaTrainConfig, inverse_dynamics_trainer
+from fastadapt.meta.trainer import MetaTrainer
 from fastadapt.report import figures, markdown
 
 
@@ -120,26 +122,25 @@ def prepare_data(config: PipelineConfig, directory: Path, progress: bool = True,
 
 # --- stages --------------------------------------------------------------------------------------------
 def meta_train_losses(config: PipelineConfig, train, test, directory: Path, progress: bool):
-    """Meta-train each learned loss (resuming from checkpoints); returns {name: MetaTrainResult}."""
-    results = {}
-    normalizer = None
+    """Meta-train each learned loss (resuming from checkpoints); returns {name: MetaTrainResult} and the
+    last loss's trainer (its task holds the normaliser and the model all losses share)."""
+    results, trainer = {}, None
     for name in config.losses:
-        trainer = MetaTrainer(dataclasses.replace(config.meta, loss=name), train, test, normalizer)
-        normalizer = trainer.normalizer
+        normalizer = trainer.task.normalizer if trainer else None
+        trainer = inverse_dynamics_trainer(dataclasses.replace(config.meta, loss=name), train, test, normalizer)
         results[name] = trainer.run(directory / "losses" / name, progress=progress)
-    return results
+    return results, trainer
 
 
-def final_curves(trainer_like: MetaTrainer, results: dict) -> dict:
+def final_curves(trainer: MetaTrainer, results: dict) -> dict:
     """Fig. 3 c/d: MSE on meta-train and meta-test data during ``eval_steps`` steps with each final loss."""
     curves = {}
-    mse_loss = make_loss("mse", trainer_like.model.num_joints)
-    key = jax.random.PRNGKey(trainer_like.config.seed + 99)
-    for split in ("meta-train", "meta-test"):
-        curves[split] = {"mse": trainer_like.curves(mse_loss, {}, split, key)}
+    joints = trainer.task.model.num_joints
+    key = jax.random.PRNGKey(trainer.config.seed + 99)
+    for split in trainer.task.eval_splits:
+        curves[split] = {"mse": trainer.curves(make_loss("mse", joints), {}, split, key)}
         for name, result in results.items():
-            loss = make_loss(name, trainer_like.model.num_joints)
-            curves[split][name] = trainer_like.curves(loss, result.loss_params, split, key)
+            curves[split][name] = trainer.curves(make_loss(name, joints), result.loss_params, split, key)
     return curves
 
 
@@ -236,10 +237,8 @@ def run(config: PipelineConfig, directory, progress: bool = True, log=print, lim
         f"{len(stream_sets)} stream(s) of {stream_sets[0].num_samples} samples")
 
     log(f"[2/5] meta-train {', '.join(config.losses)} for {config.meta.epochs} epochs")
-    results = meta_train_losses(config, train, test, directory, progress)
-    reference = MetaTrainer(dataclasses.replace(config.meta, loss=config.losses[0]), train, test,
-                            next(iter(results.values())).normalizer)
-    normalizer, model = reference.normalizer, reference.model
+    results, reference = meta_train_losses(config, train, test, directory, progress)
+    normalizer, model = reference.task.normalizer, reference.task.model
 
     log("[3/5] learning curves with the final losses (Fig. 3 c, d)")
     curves = final_curves(reference, results)

@@ -1,15 +1,23 @@
-"""Algorithm 1 of "Learning State-Dependent Losses for Inverse Dynamics Learning", as pure functions.
+"""Algorithm 1 of ML3 and of the state-dependent-losses paper, for any task, as pure functions.
 
-For each batch of K consecutive samples, split into halves A (first K/2) and B (last K/2), a fresh
-random theta is drawn and, for i < iters_max,
+A meta-train batch (drawn by the task) holds the data of an inner update and of the task loss after it.
+For each batch a fresh theta_0 is drawn (``task.start``), and for i < M (``iters_max``):
 
-    theta_new = theta - alpha * grad_theta L_learn(phi; f_theta(x_A), y_A, s_A)        (inner step)
-    phi       = phi - eta * grad_phi MSE(f_theta_new(x_B), y_B)                     (outer step)
-    theta     = theta_new
+    theta_{i+1} = theta_i - alpha * grad_theta M_phi(inputs(theta_i, inner))          (inner step)
 
-The meta-gradient differentiates through the inner step (second order). ``eta`` is applied by an optax
-optimizer (plain SGD by default, as in the paper; Adam optionally). One epoch draws ``num_batches`` windows at random
-and runs under ``lax.scan``; seeds run side by side under ``vmap``.
+The meta-loss parameters phi are learned from the task loss L_T after inner steps (ML3 section 3.1 offers
+both, ``update``):
+
+* ``"step"`` (both papers' default): after every inner step,
+  phi <- phi - eta * grad_phi L_T(theta_{i+1}, outer), with theta_i held fixed (stop-gradient), so the
+  meta-gradient differentiates through one inner step (second order);
+* ``"unroll"``: once after M inner steps, by backpropagating through the whole chain theta_0 -> theta_M:
+  phi <- phi - eta * grad_phi (1/M) sum_{i=1..M} L_T(theta_i, outer).
+  The chain is truncated at M (theta is reset for the next batch).
+
+With M = 1 both options are the same update. ``eta`` is applied by an optax optimizer (plain SGD as in
+the papers, Adam optionally). One epoch draws ``num_batches`` batches and runs under ``lax.scan``; the
+trainer runs seeds side by side under ``vmap``. The task interface is in :mod:`fastadapt.meta.task`.
 """
 
 from __future__ import annotations
@@ -21,8 +29,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from fastadapt.data.batches import Samples, gather_windows
-from fastadapt.adapt.runner import mse
+UPDATES = ("step", "unroll")
 
 
 class MetaState(NamedTuple):
@@ -30,68 +37,92 @@ class MetaState(NamedTuple):
     opt_state: object
 
 
-def inner_step(model, loss, alpha, loss_params, theta, batch: Samples):
-    """theta - alpha * grad_theta L_learn(phi; f_theta(x), y, s)."""
-    grads = jax.grad(lambda th: loss.apply(loss_params, model.apply(th, batch.x), batch.y, batch.state))(theta)
+def learned_loss(task, loss, loss_params, theta, batch):
+    """M_phi on what the task shows the meta-loss: loss.apply(phi, pred, target, extra)."""
+    return loss.apply(loss_params, *task.loss_inputs(theta, batch))
+
+
+def inner_step(task, loss, alpha, loss_params, theta, batch):
+    """theta - alpha * grad_theta M_phi(pred, target, extra) on ``batch``."""
+    grads = jax.grad(functools.partial(learned_loss, task, loss, loss_params))(theta, batch)
     return jax.tree.map(lambda p, g: p - alpha * g, theta, grads)
 
 
-def meta_objective(model, loss, alpha, loss_params, theta, batch_a: Samples, batch_b: Samples):
-    """Task loss after one inner step: MSE(f_theta_new(x_B), y_B); returns (value, theta_new)."""
-    theta_new = inner_step(model, loss, alpha, loss_params, theta, batch_a)
-    return mse(model.apply(theta_new, batch_b.x), batch_b.y), theta_new
+def meta_objective(task, loss, alpha, loss_params, theta, inner, outer):
+    """Task loss after one inner step: L_T(theta_new, outer); returns (value, theta_new)."""
+    theta_new = inner_step(task, loss, alpha, loss_params, theta, inner)
+    return task.task_loss(theta_new, outer), theta_new
 
 
-def split_halves(window: Samples) -> tuple[Samples, Samples]:
-    half = window.x.shape[0] // 2
-    return Samples(window.x[:half], window.y[:half]), Samples(window.x[half:], window.y[half:])
+def unrolled_objective(task, loss, alpha, iters, loss_params, theta, inner, outer):
+    """Mean task loss along M inner steps from ``theta``, differentiable end to end; returns (value,
+    task losses [M])."""
+
+    def step(theta, _):
+        value, theta_new = meta_objective(task, loss, alpha, loss_params, theta, inner, outer)
+        return theta_new, value
+
+    _, values = jax.lax.scan(step, theta, None, length=iters)
+    return jnp.mean(values), values
 
 
-def batch_update(model, loss, meta_optimizer, alpha, iters_max, state: MetaState, key, window: Samples,
-                 start_params=None):
-    """Lines 4-14 of Algorithm 1 for one batch; returns the new state and the task losses [iters_max].
-    theta starts at ``model.init(key)``, or at one of the stacked models ``start_params`` [P, ...] picked
-    with ``key`` (warm-start meta-training: the loss learns how to adapt an already trained model)."""
-    batch_a, batch_b = split_halves(window)
-    value_and_grad = jax.value_and_grad(
-        functools.partial(meta_objective, model, loss, alpha), has_aux=True
-    )
+def _apply_meta_gradient(meta_optimizer, state: MetaState, meta_grad) -> MetaState:
+    updates, opt_state = meta_optimizer.update(meta_grad, state.opt_state, state.loss_params)
+    return MetaState(optax.apply_updates(state.loss_params, updates), opt_state)
+
+
+def batch_update(task, loss, meta_optimizer, alpha, iters_max, state: MetaState, key, batch, update: str = "step"):
+    """Algorithm 1 for one meta-train batch ``(inner, outer)`` from theta_0 = ``task.start(key)``; returns
+    the new state and the task losses after each inner step [iters_max]."""
+    inner, outer = batch
+    theta0 = task.start(key)
+    if update == "unroll":
+        objective = functools.partial(unrolled_objective, task, loss, alpha, iters_max)
+        (_, task_losses), meta_grad = jax.value_and_grad(objective, has_aux=True)(state.loss_params, theta0, inner, outer)
+        return _apply_meta_gradient(meta_optimizer, state, meta_grad), task_losses
+    if update != "step":
+        raise ValueError(f"unknown meta-update '{update}', expected one of {UPDATES}")
+    value_and_grad = jax.value_and_grad(functools.partial(meta_objective, task, loss, alpha), has_aux=True)
 
     def iteration(carry, _):
         state, theta = carry
-        (task_loss, theta_new), meta_grad = value_and_grad(state.loss_params, theta, batch_a, batch_b)
-        updates, opt_state = meta_optimizer.update(meta_grad, state.opt_state, state.loss_params)
-        loss_params = optax.apply_updates(state.loss_params, updates)
-        return (MetaState(loss_params, opt_state), jax.lax.stop_gradient(theta_new)), task_loss
+        (task_loss, theta_new), meta_grad = value_and_grad(state.loss_params, theta, inner, outer)
+        return (_apply_meta_gradient(meta_optimizer, state, meta_grad), jax.lax.stop_gradient(theta_new)), task_loss
 
-    if start_params is None:
-        theta0 = model.init(key)
-    else:
-        count = jax.tree.leaves(start_params)[0].shape[0]
-        pick = jax.random.randint(key, (), 0, count)
-        theta0 = jax.tree.map(lambda a: a[pick], start_params)
     (state, _), task_losses = jax.lax.scan(iteration, (state, theta0), None, length=iters_max)
     return state, task_losses
 
 
-def meta_epoch(model, loss, meta_optimizer, alpha, iters_max, batch_size, num_batches,
-               state: MetaState, key, samples: Samples, starts, start_params=None):
-    """One epoch: ``num_batches`` random windows of ``batch_size`` consecutive samples.
-    ``start_params``: see :func:`batch_update`.
+def meta_epoch(task, loss, meta_optimizer, alpha, iters_max, num_batches, update, state: MetaState, key):
+    """One epoch: ``num_batches`` batches drawn by ``task.meta_batches``, each one :func:`batch_update`.
     Returns the new state and the mean task loss of each batch [num_batches]. Not jitted itself: the
     trainer closes over the static arguments, vmaps over seeds and jits the result."""
     pick_key, init_key = jax.random.split(key)
-    chosen = jax.random.choice(pick_key, starts, (num_batches,))
-    windows = gather_windows(samples, chosen, batch_size)
+    batches = task.meta_batches(pick_key, num_batches)
     keys = jax.random.split(init_key, num_batches)
 
     def body(state, inputs):
-        batch_key, window = inputs
-        state, task_losses = batch_update(model, loss, meta_optimizer, alpha, iters_max, state, batch_key, window,
-                                          start_params)
+        batch_key, batch = inputs
+        state, task_losses = batch_update(task, loss, meta_optimizer, alpha, iters_max, state, batch_key, batch, update)
         return state, jnp.mean(task_losses)
 
-    return jax.lax.scan(body, state, (keys, windows))
+    return jax.lax.scan(body, state, (keys, batches))
+
+
+def learning_curve(task, loss, loss_params, alpha, theta0, batches, eval_set):
+    """Algorithm 2 (meta-test): SGD at rate ``alpha`` on M_phi over ``batches``, scored by
+    ``task.score(theta, eval_set)`` before every step and after the last: [steps + 1]."""
+    opt = optax.sgd(alpha)
+    grad_fn = jax.grad(functools.partial(learned_loss, task, loss, loss_params))
+
+    def step(carry, batch):
+        theta, opt_state = carry
+        score = task.score(theta, eval_set)
+        updates, opt_state = opt.update(grad_fn(theta, batch), opt_state, theta)
+        return (optax.apply_updates(theta, updates), opt_state), score
+
+    (theta, _), scores = jax.lax.scan(step, (theta0, opt.init(theta0)), batches)
+    return jnp.concatenate([scores, task.score(theta, eval_set)[None]])
 
 
 def make_meta_optimizer(name: str, eta: float) -> optax.GradientTransformation:

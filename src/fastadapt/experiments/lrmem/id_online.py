@@ -51,6 +51,7 @@ class Config:
     num_models: int = 200
     memory_rate: float = 0.005
     grad_clip: float = 1.0
+    memory_cutoff: float = 3.0  # local models beyond cutoff * width of a gradient are skipped (sparse evaluation)
     hidden: tuple[int, ...] = (100, 50, 10)
     window_ms: float = 500.0
     figure_eta: float = 0.0001
@@ -60,7 +61,7 @@ class Config:
         require_at_least(self, 1, "trials", "batch_size", "hidden")
         require_at_least(self, 2, "num_models")
         require_at_least(self, 0, "seed")
-        require_positive_rates(self, "duration", "dt", "etas", "grad_clip", "window_ms")
+        require_positive_rates(self, "duration", "dt", "etas", "grad_clip", "window_ms", "memory_cutoff")
         require_positive_rates(self, "memory_rate", allow_zero=True)
         require_nonempty(self, "etas", "methods")
         require_choice(self, "methods", ("GD", "MetaGD"))
@@ -96,7 +97,8 @@ def load_tasks(config: Config, directory: Path, progress: bool) -> dict:
 
 def run_protocol(config: Config, model, loss, loss_params, streams: dict, method: str, eta: float, keys):
     """Scores [trials, batches, J] per (task, reload) for one method and rate."""
-    memory = MemoryConfig(num_models=config.num_models, memory_rate=config.memory_rate, clip=config.grad_clip)
+    memory = MemoryConfig(num_models=config.num_models, memory_rate=config.memory_rate, clip=config.grad_clip,
+                          cutoff=config.memory_cutoff)
     transform = optimizer(method, eta, memory, config.grad_clip)
     fresh = jax.vmap(model.init)(keys)
     fresh_state = jax.vmap(transform.init)(fresh)

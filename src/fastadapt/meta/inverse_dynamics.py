@@ -1,0 +1,229 @@
+"""Inverse-dynamics learning as a task of the one meta-trainer (the state-dependent-losses paper).
+
+The optimizee is an MLP from normalised (q, qd, qdd) [3J] to torques [J]. A meta-train batch is a window
+of K consecutive samples of one meta-train trajectory, split into halves A (first K/2, the inner step)
+and B (last K/2, the task loss MSE(f_theta_new(x_B), y_B)). The meta-loss sees the normalised state
+(q, qd) [2J] as its extra input. Evaluations train fresh models for ``eval_steps`` SGD steps on random
+half-windows of the meta-train or the meta-test data and score the MSE on up to ``eval_points`` samples.
+
+Warm start (``start='pretrained'``, beyond the paper): the loss is meta-trained for adapting models that
+are already trained, the practitioner's protocol. The meta-train trajectories are split alternately in
+two: ``pretrain_models`` networks are fitted offline (Adam on MSE) to the first half, and Algorithm 1
+starts each batch from one of them instead of a random theta, on windows of the *other* half. The loss
+thus learns how far to move a trained model on data it has not seen, which may be not at all. The
+evaluations start from the same pretrained models.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from fastadapt.adapt.pretrain import pretrain
+from fastadapt.adapt.runner import mse
+from fastadapt.checkpoint import CheckpointError, load_pytree, read_archive
+from fastadapt.data.batches import Normalizer, Samples, gather_windows, normalised_samples, window_starts
+from fastadapt.data.trajectory import Dataset
+from fastadapt.experiments.validation import require_at_least, require_positive_rates
+from fastadapt.losses import make_loss
+from fastadapt.meta.trainer import MetaTrainer, TrainerConfig, require_learned, save_meta_loss
+from fastadapt.models.mlp import InverseDynamicsMLP, check_activation
+
+
+@dataclasses.dataclass(frozen=True)
+class MetaTrainConfig(TrainerConfig):
+    """The trainer's keys (defaults: the paper's alpha=0.001, SGD on phi with eta=0.01, iters_max=10,
+    300 epochs) and the task's: K=256 samples per batch, the model, the evaluation set."""
+
+    loss: str = "state-dependent"
+    batch_size: int = 256
+    hidden: tuple[int, ...] = (64, 64)
+    activation: str = "tanh"
+    eval_points: int = 2048
+    start: str = "random"  # or "pretrained": warm-start meta-training (see the module docstring)
+    pretrain_models: int = 5
+    pretrain_steps: int = 3000
+    pretrain_rate: float = 1e-3
+
+    def __post_init__(self):
+        object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
+        super().__post_init__()
+        require_at_least(self, 1, "batch_size", "eval_points", "pretrain_models", "pretrain_steps", "hidden")
+        require_positive_rates(self, "pretrain_rate")
+        check_activation(self.activation)
+        make_loss(self.loss, 1)  # an unknown loss name fails here, not after the run directory is made
+        if self.start not in ("random", "pretrained"):
+            raise ValueError(f"unknown start '{self.start}', expected 'random' or 'pretrained'")
+        if self.batch_size % 2:
+            raise ValueError(f"batch_size must be even (it is split in halves A and B), got {self.batch_size}")
+
+    def unused_keys(self) -> dict[str, str]:
+        if self.start == "pretrained":
+            return {}
+        reason = "it is used with start=pretrained only"
+        return {"pretrain_models": reason, "pretrain_steps": reason, "pretrain_rate": reason}
+
+    def model(self, num_joints: int) -> InverseDynamicsMLP:
+        return InverseDynamicsMLP(num_joints, self.hidden, self.activation)
+
+
+@dataclasses.dataclass(frozen=True)
+class InverseDynamicsTask:
+    """Normalised meta-train and meta-test samples, window starts, evaluation sets and, for warm starts,
+    the stacked pretrained models [P, ...]. A pytree: the arrays are traced, the rest is static."""
+
+    train: Samples
+    train_starts: jnp.ndarray
+    test: Samples
+    test_starts: jnp.ndarray
+    eval_train: Samples
+    eval_test: Samples
+    normalizer: Normalizer
+    start_params: object  # None: fresh models
+    model: InverseDynamicsMLP
+    batch_size: int
+    default_batches: int
+
+    eval_splits = ("meta-train", "meta-test")
+
+    @property
+    def baseline_loss(self):
+        return make_loss("mse", self.model.num_joints)
+
+    def start(self, key):
+        if self.start_params is None:
+            return self.model.init(key)
+        count = jax.tree.leaves(self.start_params)[0].shape[0]
+        pick = jax.random.randint(key, (), 0, count)
+        return jax.tree.map(lambda a: a[pick], self.start_params)
+
+    def meta_batches(self, key, count):
+        """``count`` random windows of K samples, split into halves A (inner) and B (outer)."""
+        chosen = jax.random.choice(key, self.train_starts, (count,))
+        windows = gather_windows(self.train, chosen, self.batch_size)
+        half = self.batch_size // 2
+        return Samples(windows.x[:, :half], windows.y[:, :half]), Samples(windows.x[:, half:], windows.y[:, half:])
+
+    def loss_inputs(self, theta, batch: Samples):
+        return self.model.apply(theta, batch.x), batch.y, batch.state
+
+    def task_loss(self, theta, batch: Samples):
+        return mse(self.model.apply(theta, batch.x), batch.y)
+
+    score = task_loss
+
+    def eval_problem(self, split: str, key, index, steps: int):
+        """A fresh (or the ``index``-th pretrained) model, ``steps`` random half-windows of ``split``."""
+        samples, starts, eval_set = ((self.train, self.train_starts, self.eval_train) if split == "meta-train"
+                                     else (self.test, self.test_starts, self.eval_test))
+        init_key, pick_key = jax.random.split(key)
+        batches = gather_windows(samples, jax.random.choice(pick_key, starts, (steps,)), self.batch_size // 2)
+        if self.start_params is None:
+            theta0 = self.model.init(init_key)
+        else:
+            count = jax.tree.leaves(self.start_params)[0].shape[0]
+            theta0 = jax.tree.map(lambda a: a[index % count], self.start_params)
+        return theta0, batches, eval_set
+
+    def saved_arrays(self) -> dict:
+        return {"normalizer": self.normalizer._asdict()}
+
+
+jax.tree_util.register_dataclass(
+    InverseDynamicsTask,
+    data_fields=["train", "train_starts", "test", "test_starts", "eval_train", "eval_test", "normalizer", "start_params"],
+    meta_fields=["model", "batch_size", "default_batches"],
+)
+
+
+def _eval_set(samples: Samples, points: int, key) -> Samples:
+    n = samples.x.shape[0]
+    if n <= points:
+        return samples
+    index = jax.random.choice(key, n, (points,), replace=False)
+    return Samples(samples.x[index], samples.y[index])
+
+
+def inverse_dynamics_task(config: MetaTrainConfig, train: Dataset, test: Dataset,
+                          normalizer: Normalizer | None = None) -> InverseDynamicsTask:
+    """The task for ``train`` and ``test`` trajectories; the normaliser is fitted to ``train`` unless given.
+    With ``start='pretrained'`` this pretrains the start models (see the module docstring)."""
+    test.check_joints(train.num_joints, "meta-test data")
+    normalizer = normalizer or Normalizer.fit(train)
+    model = config.model(train.num_joints)
+    start_params = None
+    if config.start == "pretrained":
+        train, start_params = _warm_start_split(config, model, normalizer, train)
+    train_samples, test_samples = normalised_samples(train, normalizer), normalised_samples(test, normalizer)
+    eval_key = jax.random.PRNGKey(config.seed + 10_000)
+    return InverseDynamicsTask(
+        train=train_samples, train_starts=jnp.asarray(window_starts(train, config.batch_size)),
+        test=test_samples, test_starts=jnp.asarray(window_starts(test, config.batch_size // 2)),
+        eval_train=_eval_set(train_samples, config.eval_points, eval_key),
+        eval_test=_eval_set(test_samples, config.eval_points, eval_key),
+        normalizer=normalizer, start_params=start_params, model=model, batch_size=config.batch_size,
+        default_batches=max(1, train.num_samples // config.batch_size),
+    )
+
+
+def _warm_start_split(config: MetaTrainConfig, model, normalizer, train: Dataset):
+    """Pretrain on the even-indexed meta-train trajectories; meta-train on the odd-indexed ones."""
+    if len(train) < 2:
+        raise ValueError("warm-start meta-training (start='pretrained') needs at least 2 meta-train "
+                         f"trajectories (one to pretrain on, one to adapt on), got {len(train)}")
+    fit, adapt = train.take(range(0, len(train), 2)), train.take(range(1, len(train), 2))
+    c = config
+    params, _ = pretrain(model, normalised_samples(fit, normalizer), c.pretrain_models, c.pretrain_steps,
+                         c.pretrain_rate, c.batch_size, c.seed + 20_000)
+    return adapt, params
+
+
+def inverse_dynamics_trainer(config: MetaTrainConfig, train: Dataset, test: Dataset,
+                             normalizer: Normalizer | None = None) -> MetaTrainer:
+    """The one meta-trainer on the inverse-dynamics task, for the loss named in ``config.loss``."""
+    loss = make_loss(config.loss, train.num_joints)
+    require_learned(loss)
+    return MetaTrainer(config, inverse_dynamics_task(config, train, test, normalizer), loss)
+
+
+def save_loss(path, config: MetaTrainConfig, loss_params, normalizer: Normalizer) -> Path:
+    """A trained loss with everything needed to use it: config (loss, model), parameters, normalizer."""
+    return save_meta_loss(path, config, loss_params, {"normalizer": normalizer._asdict()})
+
+
+def load_loss(path):
+    """Returns (config, loss, loss_params, normalizer) from a file written by :func:`save_loss`."""
+    path = Path(path)
+    stored, meta = read_archive(path, "trained loss")
+    if "config" not in meta or "['normalizer']['y_mean']" not in stored:
+        raise CheckpointError(f"{path}: not a trained loss (no loss config or normaliser; was it written by "
+                              "'fastadapt meta-train'?)")
+    known = {f.name for f in dataclasses.fields(MetaTrainConfig)}
+    unknown = sorted(set(meta["config"]) - known)
+    if unknown:
+        raise CheckpointError(f"{path}: unknown loss config field(s) {unknown}; was it written by a newer fastadapt?")
+    try:
+        config = MetaTrainConfig(**meta["config"])
+    except (TypeError, ValueError) as error:
+        raise CheckpointError(f"{path}: invalid loss config ({error})") from None
+    joints = int(stored["['normalizer']['y_mean']"].shape[0]) if stored["['normalizer']['y_mean']"].ndim == 1 else 0
+    if joints < 1:
+        raise CheckpointError(f"{path}: the normaliser has no joints")
+    loss = make_loss(config.loss, joints)
+    zeros = jnp.zeros(joints)
+    template = {
+        "loss_params": loss.init(jax.random.PRNGKey(0)),
+        "normalizer": {"x_mean": jnp.zeros(3 * joints), "x_std": jnp.zeros(3 * joints), "y_mean": zeros, "y_std": zeros},
+    }
+    tree, _ = load_pytree(path, template, "trained loss")
+    for name, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+        if not np.all(np.isfinite(leaf)):
+            raise CheckpointError(f"{path}: entry '{jax.tree_util.keystr(name)}' holds NaN/inf")
+    normalizer = Normalizer(**tree["normalizer"])
+    if not np.all(np.asarray(normalizer.x_std) > 0) or not np.all(np.asarray(normalizer.y_std) > 0):
+        raise CheckpointError(f"{path}: the normaliser's scales must be > 0")
+    return config, loss, tree["loss_params"], normalizer
