@@ -47,15 +47,19 @@ def test_meta_gradient_matches_finite_differences(loss_name):
     with enable_x64():
         task, loss, phi, theta, a, b = _problem(loss_name)
         objective = lambda p: meta_objective(task, loss, 0.05, p, theta, a, b)[0]
-        grad = jax.grad(objective)(phi)
-        flat, unravel = jax.flatten_util.ravel_pytree(phi)
-        flat_grad = jax.flatten_util.ravel_pytree(grad)[0]
-        rng = np.random.default_rng(0)
-        for _ in range(3):
-            direction = jnp.asarray(rng.normal(size=flat.shape))
-            eps = 1e-5
-            numeric = (objective(unravel(flat + eps * direction)) - objective(unravel(flat - eps * direction))) / (2 * eps)
-            assert float(flat_grad @ direction) == pytest.approx(float(numeric), rel=1e-5, abs=1e-9)
+        _check_against_central_differences(objective, phi, seed=0)
+
+
+def _check_against_central_differences(objective, phi, seed: int):
+    """d objective / d phi along 3 random directions against central differences (float64)."""
+    grad = jax.flatten_util.ravel_pytree(jax.grad(objective)(phi))[0]
+    flat, unravel = jax.flatten_util.ravel_pytree(phi)
+    rng = np.random.default_rng(seed)
+    for _ in range(3):
+        direction = jnp.asarray(rng.normal(size=flat.shape))
+        eps = 1e-5
+        numeric = (objective(unravel(flat + eps * direction)) - objective(unravel(flat - eps * direction))) / (2 * eps)
+        assert float(grad @ direction) == pytest.approx(float(numeric), rel=1e-5, abs=1e-9)
 
 
 def test_inner_step_is_one_sgd_step_on_the_learned_loss():
@@ -162,16 +166,9 @@ def test_unrolled_meta_gradient_matches_finite_differences():
     with enable_x64():
         task, loss, phi, theta, a, b = _problem("state-dependent")
         objective = lambda p: unrolled_objective(task, loss, 0.05, 4, p, theta, a, b)[0]
-        grad = jax.flatten_util.ravel_pytree(jax.grad(objective)(phi))[0]
-        flat, unravel = jax.flatten_util.ravel_pytree(phi)
         # the chain is really M steps long: the mean over 4 steps differs from the first step's loss
         assert float(objective(phi)) != pytest.approx(float(meta_objective(task, loss, 0.05, phi, theta, a, b)[0]), rel=1e-3)
-        rng = np.random.default_rng(1)
-        for _ in range(3):
-            direction = jnp.asarray(rng.normal(size=flat.shape))
-            eps = 1e-5
-            numeric = (objective(unravel(flat + eps * direction)) - objective(unravel(flat - eps * direction))) / (2 * eps)
-            assert float(grad @ direction) == pytest.approx(float(numeric), rel=1e-5, abs=1e-9)
+        _check_against_central_differences(objective, phi, seed=1)
 
 
 def test_unroll_and_step_updates_agree_for_one_inner_step_and_differ_for_more():
