@@ -130,7 +130,7 @@ def _refuse_constant(name):
 
 
 def test_a_diverged_result_is_written_as_strict_json_null_with_a_diverged_flag(tmp_path):
-    from fastadapt.experiments.lrmem.output import finish
+    from fastadapt.experiments.output import finish
 
     metrics = {"runs": {"GD": {"final_f": float("inf"), "curve": [1.0, float("nan")]}, "MetaGD": {"final_f": 0.5}}}
     finish(tmp_path, "t", metrics, ["body"], [], log=lambda *_: None)

@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from fastadapt.adapt.runner import mse
-from fastadapt.experiments.lrmem.output import finish, markdown_table, prepare
+from fastadapt.experiments.output import finish, markdown_table, prepare
 from fastadapt.experiments.validation import require_at_least, require_positive_rates
 from fastadapt.losses import make_loss
 from fastadapt.losses.regression import MLPLoss

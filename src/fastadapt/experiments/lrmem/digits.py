@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from fastadapt.data.digits import binary_task, load_digits
 from fastadapt.experiments.lrmem.common import MEMORY_METHODS, METHODS, optimizer
 from fastadapt.experiments.validation import require_at_least, require_nonempty, require_positive_rates
-from fastadapt.experiments.lrmem.output import finish, markdown_table, prepare, steps_to
+from fastadapt.experiments.output import finish, markdown_table, prepare, steps_to
 from fastadapt.models.digits import DigitNet, cross_entropy
 from fastadapt.optim import MemoryConfig, transfer_memory
 from fastadapt.optim.learned_lstm import LSTMOptimizerConfig, lstm_optimizer, train_lstm_optimizer

@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from fastadapt.data.batches import normalised_samples
 from fastadapt.experiments.lrmem.common import REPORT_JOINT, cached, optimizer, raw_torque_normalizer, summed_mse
 from fastadapt.experiments.validation import require_at_least, require_positive_rates
-from fastadapt.experiments.lrmem.output import finish, markdown_table, prepare, steps_to
+from fastadapt.experiments.output import finish, markdown_table, prepare, steps_to
 from fastadapt.models.mlp import PerJointMLP
 from fastadapt.optim import MemoryConfig, transfer_memory
 from fastadapt.optim.loop import minimize

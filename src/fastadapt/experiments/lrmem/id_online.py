@@ -24,7 +24,7 @@ from fastadapt.experiments.lrmem.common import (
     MEMORY_METHODS, REPORT_JOINT, cached, first_window_mean, optimizer, raw_torque_normalizer, summed_mse,
 )
 from fastadapt.experiments.validation import require_at_least, require_choice, require_nonempty, require_positive_rates
-from fastadapt.experiments.lrmem.output import finish, markdown_table, prepare
+from fastadapt.experiments.output import finish, markdown_table, prepare
 from fastadapt.models.mlp import PerJointMLP
 from fastadapt.optim import MemoryConfig, transfer_memory
 from fastadapt.sim import motions

@@ -16,7 +16,7 @@ import numpy as np
 import optax
 
 from fastadapt.experiments.validation import require_at_least, require_in_range, require_nonempty, require_positive_rates
-from fastadapt.experiments.lrmem.output import finish, markdown_table, prepare, steps_to
+from fastadapt.experiments.output import finish, markdown_table, prepare, steps_to
 from fastadapt.optim import MemoryConfig, lr_memory, transfer_memory
 from fastadapt.optim.loop import minimize
 

@@ -1,4 +1,4 @@
-"""Writing an lrmem experiment's results: metrics.json and a report.md section with its figures."""
+"""Writing an experiment's results (the lrmem and ml3 experiments): metrics.json and a report.md section with its figures."""
 
 from __future__ import annotations
 
