@@ -11,10 +11,10 @@ Needs: pip install torch==2.13.0 higher.  Usage: python benchmarks/speed_meta.py
 from __future__ import annotations
 
 import argparse
-import time
 
 import jax
 import numpy as np
+from turns import jax_epoch_runner, print_speedup, rates_taking_turns
 
 J, K, ITERS, ALPHA, ETA = 7, 256, 10, 1e-3, 1e-2
 
@@ -22,7 +22,7 @@ J, K, ITERS, ALPHA, ETA = 7, 256, 10, 1e-3, 1e-2
 def jax_runner(data_x, data_y, batches):
     from fastadapt.data.batches import Normalizer, Samples
     from fastadapt.losses import make_loss
-    from fastadapt.meta.algorithm import MetaState, make_meta_optimizer, meta_epoch
+    from fastadapt.meta.algorithm import make_meta_optimizer
     from fastadapt.meta.inverse_dynamics import InverseDynamicsTask
     from fastadapt.models.mlp import InverseDynamicsMLP
 
@@ -33,16 +33,7 @@ def jax_runner(data_x, data_y, batches):
     ones = jax.numpy.ones
     task = InverseDynamicsTask(samples, starts, samples, starts, samples, samples,
                                Normalizer(ones(3 * J), ones(3 * J), ones(J), ones(J)), None, model, K, batches)
-    epoch = jax.jit(lambda task, state, key: meta_epoch(task, loss, opt, ALPHA, ITERS, batches, "step", state, key))
-    phi = loss.init(jax.random.PRNGKey(0))
-    state = MetaState(phi, opt.init(phi))
-
-    def run(seed):
-        nonlocal state
-        state, losses = epoch(task, state, jax.random.PRNGKey(seed))
-        jax.block_until_ready(losses)
-
-    return run
+    return jax_epoch_runner(task, loss, opt, ALPHA, ITERS, batches)
 
 
 def torch_runner(data_x, data_y, batches):
@@ -93,22 +84,7 @@ def main():
     data_y = rng.normal(size=(14400, J)).astype(np.float32)
     runners = {"jax (fastadapt)": jax_runner(data_x, data_y, args.batches),
                f"torch {torch.__version__} + higher": torch_runner(data_x, data_y, args.batches)}
-    for run in runners.values():
-        run(0)  # compile / warm up
-    times = {name: [] for name in runners}
-    for r in range(args.rounds):
-        for name, run in runners.items():  # alternate so both see the same machine load
-            start = time.perf_counter()
-            run(r + 1)
-            times[name].append(time.perf_counter() - start)
-    steps = args.batches * ITERS
-    rates = {name: steps / np.median(t) for name, t in times.items()}
-    jax_rate, torch_rate = rates.values()
-    print(f"torch threads: {torch.get_num_threads()}, jax devices: {jax.devices()}")
-    print("| implementation | meta-steps/s (median of rounds) |\n|---|---|")
-    for name, rate in rates.items():
-        print(f"| {name} | {rate:.0f} |")
-    print(f"\nspeed-up of fastadapt over torch + higher: {jax_rate / torch_rate:.1f}x")
+    print_speedup(rates_taking_turns(runners, args.rounds, args.batches * ITERS), "meta-steps/s")
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ CHILD = """
 import importlib.util, sys, time
 import numpy as np
 root, batches = sys.argv[1], int(sys.argv[2])
-sys.path.insert(0, root + "/src")
+sys.path[:0] = [root + "/src", root + "/benchmarks"]  # a tree's speed_meta.py may import its helpers
 spec = importlib.util.spec_from_file_location("speed_meta", root + "/benchmarks/speed_meta.py")
 m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)
 rng = np.random.default_rng(0)

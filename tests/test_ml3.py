@@ -66,5 +66,5 @@ def test_bad_ml3_input_is_refused(tmp_path, capsys):
     assert "invalid choice: 'cosine'" in capsys.readouterr().err
     assert main(["ml3", "sine", "--out", str(tmp_path), "amplitude_min=6"]) == 2
     assert "'amplitude_min' (6.0) must not exceed 'amplitude_max' (5.0)" in capsys.readouterr().err
-    with pytest.raises(ValueError, match="unknown ml3 experiment 'digits'"):
-        experiment("digits")
+    with pytest.raises(ValueError, match="unknown ml3 experiment 'cosine'"):
+        experiment("cosine")

@@ -49,17 +49,26 @@ class MSELoss:
 
 @dataclasses.dataclass(frozen=True)
 class MLPLoss:
+    """ML3's loss network; with ``extra_inputs`` > 0 it also sees that many features of the sample
+    (``state`` [B, extra_inputs], e.g. the input x of a regression): g([pred_b, target_b, state_b]).
+    ``activation`` is g's; ``positive=False`` drops the softplus, L = 1/B sum_b g(.) (the authors' loss
+    for the shaped sine is an ELU network with a linear output)."""
+
     num_joints: int
     hidden: tuple[int, ...] = (40, 40, 40)
     name: str = "mlp"
     learned: bool = True
+    extra_inputs: int = 0
+    activation: str = "relu"
+    positive: bool = True
 
     def init(self, key):
-        return {"net": init_mlp(key, (2 * self.num_joints, *self.hidden, 1))}
+        return {"net": init_mlp(key, (2 * self.num_joints + self.extra_inputs, *self.hidden, 1))}
 
     def apply(self, params, pred, target, state=None):
-        logits = apply_mlp(params["net"], jnp.concatenate([pred, target], axis=-1), "relu")
-        return jnp.mean(jax.nn.softplus(logits))
+        inputs = [pred, target] + ([state] if self.extra_inputs else [])
+        logits = apply_mlp(params["net"], jnp.concatenate(inputs, axis=-1), self.activation)
+        return jnp.mean(jax.nn.softplus(logits) if self.positive else logits)
 
 
 @dataclasses.dataclass(frozen=True)

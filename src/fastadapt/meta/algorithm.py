@@ -111,7 +111,8 @@ def meta_epoch(task, loss, meta_optimizer, alpha, iters_max, num_batches, update
 
 def learning_curve(task, loss, loss_params, alpha, theta0, batches, eval_set):
     """Algorithm 2 (meta-test): SGD at rate ``alpha`` on M_phi over ``batches``, scored by
-    ``task.score(theta, eval_set)`` before every step and after the last: [steps + 1]."""
+    ``task.score(theta, eval_set)`` before every step and after the last. Returns the scores
+    [steps + 1] and the trained parameters."""
     opt = optax.sgd(alpha)
     grad_fn = jax.grad(functools.partial(learned_loss, task, loss, loss_params))
 
@@ -122,7 +123,7 @@ def learning_curve(task, loss, loss_params, alpha, theta0, batches, eval_set):
         return (optax.apply_updates(theta, updates), opt_state), score
 
     (theta, _), scores = jax.lax.scan(step, (theta0, opt.init(theta0)), batches)
-    return jnp.concatenate([scores, task.score(theta, eval_set)[None]])
+    return jnp.concatenate([scores, task.score(theta, eval_set)[None]]), theta
 
 
 def make_meta_optimizer(name: str, eta: float) -> optax.GradientTransformation:

@@ -95,8 +95,13 @@ class MetaTrainer:
 
     def curves(self, loss, loss_params, split: str, key) -> np.ndarray:
         """Scores [eval_seeds, eval_steps + 1] of fresh optimizees trained with ``loss`` on ``split``."""
+        return np.asarray(self.trained(loss, loss_params, split, key)[0])
+
+    def trained(self, loss, loss_params, split: str, key):
+        """The same runs as :meth:`curves`: (scores [eval_seeds, eval_steps + 1], the trained optimizees'
+        parameters stacked [eval_seeds, ...]), e.g. for a second metric of the final models."""
         c = self.config
-        return np.asarray(_curves(self.task, loss, loss_params, split, key, c.eval_steps, c.alpha, c.eval_seeds))
+        return _curves(self.task, loss, loss_params, split, key, c.eval_steps, c.alpha, c.eval_seeds)
 
     def evaluate(self, state: MetaState, epoch: int) -> dict:
         """Final score after ``eval_steps`` steps with each seed's current loss, per split: mean and std
@@ -236,7 +241,8 @@ def save_meta_loss(path, config, loss_params, arrays: dict | None = None) -> Pat
 
 @functools.partial(jax.jit, static_argnames=("loss", "split", "steps", "seeds"))
 def _curves(task, loss, loss_params, split: str, key, steps: int, alpha, seeds: int):
-    """Algorithm 2 for ``seeds`` evaluation runs of ``task.eval_problem`` side by side (vmap)."""
+    """Algorithm 2 for ``seeds`` evaluation runs of ``task.eval_problem`` side by side (vmap): scores and
+    final parameters."""
 
     def one(k, index):
         theta0, batches, eval_set = task.eval_problem(split, k, index, steps)

@@ -13,6 +13,10 @@ import importlib
 
 EXPERIMENTS = {
     "sine": "fastadapt.ml3.sine",
+    "digits": "fastadapt.ml3.digits",
+    "shaped-sine": "fastadapt.ml3.shaped_sine",
+    "physics-prior": "fastadapt.ml3.physics_prior",
+    "transfer": "fastadapt.ml3.transfer",
 }
 
 

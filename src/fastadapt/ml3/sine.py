@@ -29,6 +29,7 @@ from fastadapt.experiments.validation import require_at_least, require_positive_
 from fastadapt.losses import make_loss
 from fastadapt.losses.regression import MLPLoss
 from fastadapt.meta.trainer import MetaTrainer, TrainerConfig
+from fastadapt.ml3.evaluation import compare_curves, final_summary, meta_train_evaluations
 from fastadapt.models.mlp import apply_mlp, check_activation, init_mlp
 
 
@@ -160,37 +161,34 @@ def meta_loss(config: Config) -> MLPLoss:
 
 def run(config: Config, directory, progress: bool = True, log=print) -> dict:
     """Meta-train (resumable from ``directory``), then Fig. 2 c (meta-train curve) and d (meta-test)."""
-    from fastadapt.report.ml3_figures import sine_figures
+    from fastadapt.report.ml3_figures import meta_train_and_test
 
     directory = prepare(directory)
     task, loss = sine_task(config), meta_loss(config)
     log(f"sine regression: meta-train on sin(x - pi), {config.test_tasks} meta-test functions, {config.seeds} seeds")
     trainer = MetaTrainer(config, task, loss)
     result = trainer.run(directory / "loss", progress=progress)
-    key = jax.random.PRNGKey(config.seed + 99)
-    curves = {"MSE": trainer.curves(task.baseline_loss, {}, "meta-test", key)}
-    curves["ML3"] = np.stack([trainer.curves(loss, jax.tree.map(lambda a: a[s], result.seed_params), "meta-test", key)
-                              for s in range(config.seeds)])
-    history = result.history
-    ml3_final = curves["ML3"][:, :, -1].mean(1)  # per seed: mean over the meta-test functions
-    mse_final = float(curves["MSE"][:, -1].mean())
-    evals = np.asarray([e["meta-train"]["mean"] for e in history["eval"]])  # [evaluations, seeds]
+    curves, _ = compare_curves(trainer, result, "meta-test", jax.random.PRNGKey(config.seed + 99))
+    history, final = result.history, final_summary(curves)
+    evals = meta_train_evaluations(history)
     metrics = {
-        "meta_test_final_mse": {"ML3": {"mean": float(ml3_final.mean()), "std": float(ml3_final.std()),
-                                        "per_seed": ml3_final.tolist()}, "MSE": mse_final},
+        "meta_test_final_mse": {"ML3": final["ML3"], "MSE": final["task loss"]},
         "meta_train_final_mse": {"ML3_last_evaluation": {"mean": float(evals[-1].mean()), "std": float(evals[-1].std())},
                                  "MSE": history["baseline"]["meta-train"]["mean"]},
         "outer_iterations": config.epochs * trainer.num_batches,
         "history": {"eval_epoch": history["eval_epoch"], "meta_train_mean": evals.tolist()},
     }
-    figures = sine_figures(directory, config, history, trainer.num_batches, curves)
+    figure = meta_train_and_test(directory / "fig2_sine_regression.png", history, trainer.num_batches, curves,
+                                 ylabel=f"MSE after {config.eval_steps} steps", train_title="meta-train task: sin(x - pi)",
+                                 test_title=f"{config.test_tasks} meta-test tasks: A sin(x - w)", task_label="MSE")
     body = [
         f"{config.epochs * trainer.num_batches} outer iterations, alpha = {config.alpha:g}, eta = {config.eta:g} "
         f"({config.meta_optimizer}), {config.iters_max} inner step(s) per optimizee, update '{config.update}'; "
         f"{config.seeds} seeds. MSE after {config.eval_steps} SGD steps at alpha:", "",
         markdown_table(["data", "ML3 loss (mean +- std over seeds)", "MSE loss"], [
             ["meta-train sin(x - pi)", f"{evals[-1].mean():.4g} +- {evals[-1].std():.2g}", history["baseline"]["meta-train"]["mean"]],
-            [f"meta-test ({config.test_tasks} functions)", f"{ml3_final.mean():.4g} +- {ml3_final.std():.2g}", mse_final],
+            [f"meta-test ({config.test_tasks} functions)", f"{final['ML3']['mean']:.4g} +- {final['ML3']['std']:.2g}",
+             final["task loss"]],
         ]),
     ]
-    return finish(directory, "ML3: sine regression (Fig. 2 top)", metrics, body, figures, log)
+    return finish(directory, "ML3: sine regression (Fig. 2 top)", metrics, body, [figure], log)
