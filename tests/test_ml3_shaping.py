@@ -1,6 +1,7 @@
 """ML3's loss shaping (section 4.2): the shaped task losses and their meta-gradients, the trapping starts,
 the Lagrangian model and the exact dynamics behind the physics prior, and architecture transfer."""
 
+import dataclasses
 import json
 
 import jax
@@ -12,9 +13,11 @@ from test_meta import _check_against_central_differences, enable_x64
 from fastadapt.cli import main
 from fastadapt.data.trajectory import DataError
 from fastadapt.meta.algorithm import meta_objective
+from fastadapt.meta.trainer import MetaTrainer
 from fastadapt.ml3 import physics_prior, shaped_sine
 from fastadapt.ml3.transfer import Config as TransferConfig, parse_architecture
 from fastadapt.models.lagrangian import LagrangianModel
+from fastadapt.sim import rigid_body
 from fastadapt.sim.rigid_body import PLANAR_LINK_LENGTH, PLANAR_LINK_MASS, dynamics_dataset
 
 SMALL_SINE = dict(points=200, test_tasks=3, eval_steps=40, start_range=8.0)
@@ -95,6 +98,17 @@ def test_lagrangian_model_inertia_is_positive_definite_and_enters_linearly():
                                rtol=1e-4, atol=1e-4)
 
 
+def test_lagrangian_model_starts_near_the_mean_diagonal_inertia():
+    """At init M_theta(q) ~ diag(D): the diagonal softplus is shifted to 1 and the couplings start small."""
+    scale = (1.7, 2.5, 0.5, 0.5, 0.01, 0.009, 0.001)  # the iiwa's D: three orders of magnitude
+    model = LagrangianModel(7, inertia_scale=scale, torque_scale=(1.0,) * 7, velocity_scale=(1.0,) * 7)
+    q = jax.random.uniform(jax.random.PRNGKey(1), (32, 7), minval=-2, maxval=2)
+    inertia = np.asarray(model.inertia(model.init(jax.random.PRNGKey(0)), q))
+    unit = inertia / np.sqrt(np.outer(scale, scale))  # M_ij / sqrt(D_i D_j)
+    np.testing.assert_allclose(np.diagonal(unit, axis1=-2, axis2=-1), 1.0, atol=0.35)
+    assert np.abs(unit - np.diagonal(unit, axis1=-2, axis2=-1)[..., None] * np.eye(7)).max() < 0.35
+
+
 def test_physics_prior_shaping_term_is_the_scaled_inertia_error():
     config = physics_prior.quick(physics_prior.Config())
     data = {"train": dynamics_dataset("planar", 2, 20, 0.02, 0), "test": dynamics_dataset("planar", 1, 20, 0.02, 1)}
@@ -110,6 +124,29 @@ def test_physics_prior_shaping_term_is_the_scaled_inertia_error():
     g_shape = jax.grad(lambda t: shaped.inertia_error(t, batch))(theta)
     assert all(float(jnp.abs(leaf).max()) == 0 for leaf in jax.tree.leaves(g_shape["bias"]))
     assert any(float(jnp.abs(leaf).max()) > 0 for leaf in jax.tree.leaves(g_shape["inertia"]))
+    # beta and gamma are data: the shaped and the unshaped task share one compiled trainer
+    assert jax.tree.structure(shaped) == jax.tree.structure(plain)
+    loss = physics_prior.meta_loss(config, 2)
+    assert MetaTrainer(config, shaped, loss)._epoch is MetaTrainer(config, plain, loss)._epoch
+
+
+def test_physics_prior_trajectories_are_saved_and_read_back_without_drawing_again(tmp_path, monkeypatch):
+    config = physics_prior.Config(arms=("planar",), train_trajectories=2, test_trajectories=1, trajectory_steps=8)
+    first = physics_prior.arm_data(config, "planar", tmp_path)
+    assert (tmp_path / "trajectories.npz").exists()
+
+    def no_simulator(*args):
+        raise AssertionError("trajectories were drawn again instead of read back")
+
+    monkeypatch.setattr(rigid_body, "dynamics_dataset", no_simulator)
+    again = physics_prior.arm_data(config, "planar", tmp_path)
+    for part in ("train", "test"):
+        for name in physics_prior.FIELDS:
+            np.testing.assert_array_equal(again[part][name], first[part][name])
+    other = dataclasses.replace(config, trajectory_steps=10)
+    with pytest.raises(ValueError, match="trajectories.npz holds trajectories drawn with .*'trajectory_steps': 8.*"
+                                         "this run asks for .*'trajectory_steps': 10.*use another run directory"):
+        physics_prior.arm_data(other, "planar", tmp_path)
 
 
 def test_bad_shaping_and_transfer_input_is_refused(tmp_path, capsys):

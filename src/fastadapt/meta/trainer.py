@@ -82,10 +82,8 @@ class MetaTrainer:
         self.config, self.task, self.loss = config, task, loss
         self.meta_optimizer = make_meta_optimizer(config.meta_optimizer, config.eta)
         self.num_batches = config.batches_per_epoch or task.default_batches
-        epoch = functools.partial(meta_epoch, loss=loss, meta_optimizer=self.meta_optimizer, alpha=config.alpha,
-                                  iters_max=config.iters_max, num_batches=self.num_batches, update=config.update)
-        # the task (its arrays) is an argument, not a constant baked into the compiled epoch
-        self._epoch = jax.jit(jax.vmap(lambda task, state, key: epoch(task, state=state, key=key), in_axes=(None, 0, 0)))
+        self._epoch = _compiled_epoch(loss, config.meta_optimizer, config.eta, config.alpha, config.iters_max,
+                                      self.num_batches, config.update)
 
     # --- state ---------------------------------------------------------------------------------------
     def initial_state(self) -> tuple[MetaState, jnp.ndarray]:
@@ -237,6 +235,16 @@ def save_meta_loss(path, config, loss_params, arrays: dict | None = None) -> Pat
     """A trained meta-loss with what is needed to use it: its config, parameters and the task's
     ``saved_arrays`` (e.g. a normaliser)."""
     return save_pytree(path, {"loss_params": loss_params, **(arrays or {})}, {"config": config_dict(config)})
+
+
+@functools.lru_cache(maxsize=32)
+def _compiled_epoch(loss, meta_optimizer: str, eta: float, alpha: float, iters_max: int, num_batches: int, update: str):
+    """One meta-epoch for all seeds (vmap), jitted. The task (its arrays) is an argument, not a constant baked
+    into the compiled epoch, and trainers with the same settings share the function and its compilations
+    (e.g. the shaped and the unshaped task of one experiment)."""
+    epoch = functools.partial(meta_epoch, loss=loss, meta_optimizer=make_meta_optimizer(meta_optimizer, eta),
+                              alpha=alpha, iters_max=iters_max, num_batches=num_batches, update=update)
+    return jax.jit(jax.vmap(lambda task, state, key: epoch(task, state=state, key=key), in_axes=(None, 0, 0)))
 
 
 @functools.partial(jax.jit, static_argnames=("loss", "split", "steps", "seeds"))

@@ -5,8 +5,11 @@ Each task is a pair of digits (a, b) labelled 0 and 1. The optimizee is a LeNet-
 (:class:`fastadapt.models.lenet.LeNet`) with one logit z; the task loss is the binary cross-entropy
 L = mean softplus(z) - y z. The meta-loss M_phi(z, y) = mean_n softplus(g_phi([z_n, y_n])), g: 2 -> 40 ->
 40 -> 1 (ReLU). alpha = eta = 0.001 (inner SGD, Adam on phi). Each outer iteration draws a fresh LeNet,
-takes ``iters_max`` SGD steps on M_phi on minibatches of the meta-train pair's training images and updates
-phi from the cross-entropy on another minibatch of them.
+takes ``iters_max`` = 10 SGD steps on M_phi on minibatches of the meta-train pair's training images and
+updates phi once, from the mean over the ten steps of the cross-entropy on other minibatches, backpropagating
+through all ten (``update='unroll'``, ML3 section 3.1's truncated unroll). With one step per fresh LeNet and an
+update of phi after it, ML3 lost to the cross-entropy (docs/RESULTS.md): a loss judged one step ahead
+only learns to take one good step.
 
 Data: scikit-learn's 8x8 digits (default, bundled; each pair's images are split in half into training and
 held-out images) or MNIST's IDX files in a directory (``source=DIR``: training images from the train
@@ -41,13 +44,14 @@ from fastadapt.models.lenet import LeNet
 
 @dataclasses.dataclass(frozen=True)
 class Config(TrainerConfig):
-    """The trainer's keys with ML3's defaults (alpha = eta = 0.001, Adam on phi, 5 seeds, one inner step
-    per fresh optimizee) and the task's."""
+    """The trainer's keys with ML3's defaults (alpha = eta = 0.001, Adam on phi, 5 seeds; an update of phi
+    through 10 inner steps per fresh optimizee) and the task's."""
 
     alpha: float = 1e-3
     eta: float = 1e-3
     meta_optimizer: str = "adam"
-    iters_max: int = 1
+    iters_max: int = 10
+    update: str = "unroll"
     epochs: int = 100
     batches_per_epoch: int = 10
     seeds: int = 5
@@ -78,8 +82,8 @@ class Config(TrainerConfig):
 
 
 def quick(config: Config) -> Config:
-    return dataclasses.replace(config, epochs=6, batches_per_epoch=10, eval_every=3, seeds=2, eval_steps=50,
-                               eval_seeds=4)
+    return dataclasses.replace(config, epochs=6, batches_per_epoch=10, iters_max=2, eval_every=3, seeds=2,
+                               eval_steps=50, eval_seeds=4)
 
 
 TEST_PAIRS = 4
@@ -258,7 +262,8 @@ def run(config: Config, directory, progress: bool = True, log=print) -> dict:
     fmt = lambda f: f"{f['ML3']['mean']:.4g} +- {f['ML3']['std']:.2g}"
     body = [
         f"{data.source}; meta-train pair {names[0]}, meta-test pairs {', '.join(names[1:])}. "
-        f"{config.epochs * trainer.num_batches} outer iterations, alpha = {config.alpha:g}, eta = {config.eta:g} "
+        f"{config.epochs * trainer.num_batches} outer iterations of {config.iters_max} inner steps (update={config.update}), "
+        f"alpha = {config.alpha:g}, eta = {config.eta:g} "
         f"({config.meta_optimizer}), minibatches of {config.batch_size}; {config.seeds} seeds. "
         f"After {config.eval_steps} SGD steps at alpha, on held-out images:", "",
         markdown_table(["data", "metric", "ML3 loss (mean +- std over seeds)", "cross-entropy loss"], [

@@ -29,12 +29,12 @@ def compare_curves(trainer: MetaTrainer, result: MetaTrainResult, split: str, ke
                     "ML3": np.stack([np.asarray(final_metric(r[1])) for r in runs["ML3"]])[:, :, None]}
 
 
-def final_summary(curves: dict) -> dict:
-    """Final values (the last entry of each curve): ML3 per seed (mean over runs), its mean and std over
-    seeds; the task loss's mean."""
-    per_seed = curves["ML3"][:, :, -1].mean(1)
+def final_summary(curves: dict, step: int = -1) -> dict:
+    """Values after ``step`` gradient steps (by default the last entry of each curve): ML3 per seed (mean
+    over runs), its mean and std over seeds; the task loss's mean."""
+    per_seed = curves["ML3"][:, :, step].mean(1)
     return {"ML3": {"mean": float(per_seed.mean()), "std": float(per_seed.std()), "per_seed": per_seed.tolist()},
-            "task loss": float(curves["task loss"][:, -1].mean())}
+            "task loss": float(curves["task loss"][:, step].mean())}
 
 
 def meta_train_evaluations(history: dict, split: str = "meta-train") -> np.ndarray:
@@ -71,8 +71,10 @@ def shaped_and_unshaped(config, make_task, loss, directory, key, progress: bool 
     return out
 
 
-def shaped_summary(curves: dict) -> dict:
-    """Final values per loss: the shaped and unshaped ML3 losses' mean and std over seeds, the fixed loss's mean."""
-    summary = {name: final_summary({"ML3": curves[name], "task loss": curves["MSE"]})["ML3"] for name in SHAPED_LOSSES}
-    summary["MSE"] = float(curves["MSE"][:, -1].mean())
+def shaped_summary(curves: dict, step: int = -1) -> dict:
+    """Values per loss after ``step`` gradient steps (by default the final ones): the shaped and unshaped
+    ML3 losses' mean and std over seeds, the fixed loss's mean."""
+    summary = {name: final_summary({"ML3": curves[name], "task loss": curves["MSE"]}, step)["ML3"]
+               for name in SHAPED_LOSSES}
+    summary["MSE"] = float(curves["MSE"][:, step].mean())
     return summary

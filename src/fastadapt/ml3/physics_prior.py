@@ -4,11 +4,14 @@ simulator's true inertia matrix, a physics prior available only at meta-train ti
 The optimizee is :class:`fastadapt.models.lagrangian.LagrangianModel`, u_theta = M_theta(q) qdd +
 F_theta(q, qd) with M_theta positive definite. Data: random sine trajectories of a simulated arm
 (:mod:`fastadapt.sim.rigid_body`; ``planar``, the paper's ReacherGoal, and ``iiwa`` in place of its
-Sawyer), exact torques u and inertia matrices M(q) from PyBullet. Torques are seen in units of their
-per-joint standard deviation sigma_u (MSE below is in those units: 1 is the variance of the data).
+Sawyer), exact torques u and inertia matrices M(q) from PyBullet. Torques are seen in units of the
+data's root mean square torque over all joints, sigma (MSE below is in those units: a model that predicts
+zero torque scores 1). One scale for all joints, as the paper's plain MSE in newton-metres weighs them: per
+joint scales would weigh the iiwa's wrist torques (0.007 N m) as much as its shoulder's (37 N m), and the
+wrist's coupling terms in M_theta would then need a step size 10 times smaller.
 
 Meta-train (Algorithm 1, ``iters_max`` inner steps on minibatches of ``batch_size`` samples from the
-meta-train trajectories, phi updated after each): the meta-loss M_phi(u_theta / sigma_u, u / sigma_u)
+meta-train trajectories, phi updated after each): the meta-loss M_phi(u_theta / sigma, u / sigma)
 (ML3's network on predicted and measured torques) is trained with one of two task losses:
 
 * **shaped** (eq. 9): L_T = beta MSE(u_theta, u) + gamma mean_ij ((M_theta(q) - M(q))_ij / sqrt(D_i D_j))^2,
@@ -25,12 +28,14 @@ reported too.
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from fastadapt.adapt.runner import mse
+from fastadapt.checkpoint import CheckpointError, read_archive, save_pytree
 from fastadapt.experiments.output import finish, markdown_table, prepare
 from fastadapt.experiments.validation import require_at_least, require_choice, require_positive_rates
 from fastadapt.losses import make_loss
@@ -39,7 +44,10 @@ from fastadapt.meta.trainer import TrainerConfig
 from fastadapt.ml3.evaluation import SHAPED_LOSSES, shaped_and_unshaped, shaped_summary
 from fastadapt.models.lagrangian import LagrangianModel
 from fastadapt.models.mlp import check_activation
-from fastadapt.sim.rigid_body import ARMS, dynamics_dataset
+
+
+# the arms of fastadapt.sim.rigid_body.ARMS
+ROBOT_NAMES = {"planar": "2-link planar arm (ReacherGoal)", "iiwa": "KUKA iiwa (in place of Sawyer)"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,8 +55,8 @@ class Config(TrainerConfig):
     alpha: float = 0.01
     eta: float = 1e-3
     meta_optimizer: str = "adam"
-    iters_max: int = 10
-    epochs: int = 100
+    iters_max: int = 50  # 10 learns a loss that is fast for 10 steps, then stalls (docs/RESULTS.md)
+    epochs: int = 40
     batches_per_epoch: int = 10
     seeds: int = 5
     eval_every: int = 10
@@ -73,7 +81,7 @@ class Config(TrainerConfig):
         super().__post_init__()
         if not self.arms:
             raise ValueError("config field 'arms' must not be empty")
-        require_choice(self, "arms", sorted(ARMS))
+        require_choice(self, "arms", sorted(ROBOT_NAMES))
         require_at_least(self, 1, "train_trajectories", "test_trajectories", "batch_size", "hidden", "loss_hidden")
         require_at_least(self, 4, "trajectory_steps")
         require_positive_rates(self, "dt")
@@ -84,7 +92,7 @@ class Config(TrainerConfig):
 
 
 def quick(config: Config) -> Config:
-    return dataclasses.replace(config, epochs=4, eval_every=2, seeds=2, eval_steps=50, eval_seeds=4, arms=("planar",),
+    return dataclasses.replace(config, epochs=4, iters_max=10, eval_every=2, seeds=2, eval_steps=50, eval_seeds=4, arms=("planar",),
                                train_trajectories=4, test_trajectories=2, trajectory_steps=100)
 
 
@@ -105,6 +113,7 @@ class PhysicsPriorTask:
     batch_size: int
     beta: float
     gamma: float
+    torque_unit: float  # sigma, the root mean square torque over all joints and samples
 
     eval_splits = ("meta-train", "meta-test")
     default_batches = 10
@@ -125,8 +134,8 @@ class PhysicsPriorTask:
         return self._minibatches(inner_key, self.train, count), self._minibatches(outer_key, self.train, count)
 
     def _normalized(self, theta, batch):
-        scale = jnp.asarray(self.model.torque_scale)
-        return self.model.apply(theta, batch["q"], batch["qd"], batch["qdd"]) / scale, batch["u"] / scale
+        """(u_theta, u) / sigma."""
+        return self.model.apply(theta, batch["q"], batch["qd"], batch["qdd"]) / self.torque_unit, batch["u"] / self.torque_unit
 
     def loss_inputs(self, theta, batch):
         return (*self._normalized(theta, batch), None)
@@ -157,14 +166,42 @@ class PhysicsPriorTask:
         return {}
 
 
-jax.tree_util.register_dataclass(PhysicsPriorTask, data_fields=["train", "train_eval", "test_fit", "test_eval"],
-                                 meta_fields=["model", "batch_size", "beta", "gamma"])
+# beta, gamma and sigma are data, not static: the shaped and the unshaped task share one compiled trainer
+jax.tree_util.register_dataclass(PhysicsPriorTask, data_fields=["train", "train_eval", "test_fit", "test_eval", "beta",
+                                                                "gamma", "torque_unit"],
+                                 meta_fields=["model", "batch_size"])
 
 
-def arm_data(config: Config, arm: str) -> dict:
-    """Meta-train and meta-test trajectories of ``arm``, drawn with ``seed`` (different trajectories)."""
+TRAJECTORIES = "trajectories.npz"
+
+
+def arm_data(config: Config, arm: str, directory=None) -> dict:
+    """Meta-train and meta-test trajectories of ``arm``, drawn with ``seed`` (different trajectories).
+
+    With a ``directory`` they are saved there as ``trajectories.npz`` and read back when the run resumes,
+    so a resumed run sees the very same samples, also on a machine without PyBullet. A file drawn with
+    other settings is refused, not overwritten."""
+    drawn_with = {"arm": arm, "train_trajectories": config.train_trajectories, "seed": config.seed,
+                  "test_trajectories": config.test_trajectories, "trajectory_steps": config.trajectory_steps,
+                  "dt": config.dt}
+    path = Path(directory) / TRAJECTORIES if directory is not None else None
+    if path is not None and path.exists():
+        stored, metadata = read_archive(path, "trajectory file")
+        if metadata.get("drawn_with") != drawn_with:
+            raise ValueError(f"{path} holds trajectories drawn with {metadata.get('drawn_with')}, this run asks for "
+                             f"{drawn_with}; use another run directory")
+        try:
+            return {part: {k: stored[f"['{part}']['{k}']"] for k in FIELDS} for part in ("train", "test")}
+        except KeyError as missing:
+            raise CheckpointError(f"{path}: trajectory file has no entry {missing}") from None
+    from fastadapt.sim.rigid_body import dynamics_dataset  # PyBullet is needed only to draw new trajectories
+
     draw = lambda count, seed: dynamics_dataset(arm, count, config.trajectory_steps, config.dt, seed)
-    return {"train": draw(config.train_trajectories, config.seed), "test": draw(config.test_trajectories, config.seed + 10_000)}
+    data = {"train": draw(config.train_trajectories, config.seed), "test": draw(config.test_trajectories, config.seed + 10_000)}
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save_pytree(path, data, {"drawn_with": drawn_with})
+    return data
 
 
 def physics_prior_task(config: Config, data: dict, shaped: bool) -> PhysicsPriorTask:
@@ -175,7 +212,7 @@ def physics_prior_task(config: Config, data: dict, shaped: bool) -> PhysicsPrior
     model = LagrangianModel(
         num_joints,
         inertia_scale=tuple(float(v) for v in np.diagonal(train["M"], axis1=-2, axis2=-1).reshape(-1, num_joints).mean(0)),
-        torque_scale=tuple(float(v) for v in train["u"].reshape(-1, num_joints).std(0) + 1e-6),
+        torque_scale=tuple(float(v) for v in np.sqrt(np.mean(np.square(train["u"].reshape(-1, num_joints)), 0)) + 1e-6),
         velocity_scale=tuple(float(v) for v in train["qd"].reshape(-1, num_joints).std(0) + 1e-6),
         hidden=config.hidden, activation=config.activation)
     train_samples = flat(train)
@@ -183,14 +220,17 @@ def physics_prior_task(config: Config, data: dict, shaped: bool) -> PhysicsPrior
     beta, gamma = (config.shaped_beta, config.shaped_gamma) if shaped else (1.0, 0.0)
     return PhysicsPriorTask(train_samples, {k: v[::every] for k, v in train_samples.items()},
                             flat(test, slice(0, half)), flat(test, slice(half, None)), model, config.batch_size,
-                            beta, gamma)
+                            beta, gamma, float(np.sqrt(np.mean(np.square(train["u"])))))
 
 
 def meta_loss(config: Config, num_joints: int) -> MLPLoss:
     return MLPLoss(num_joints, config.loss_hidden)
 
 
-ROBOT_NAMES = {"planar": "2-link planar arm (ReacherGoal)", "iiwa": "KUKA iiwa (in place of Sawyer)"}
+
+def early_steps(config: Config) -> tuple[int, ...]:
+    """The gradient steps the report reads besides the last: how fast each loss gets there."""
+    return tuple(step for step in (10, 50) if step < config.eval_steps)
 
 
 def run(config: Config, directory, progress: bool = True, log=print) -> dict:
@@ -203,25 +243,31 @@ def run(config: Config, directory, progress: bool = True, log=print) -> dict:
     for arm in config.arms:
         log(f"physics prior, {ROBOT_NAMES[arm]}: {config.train_trajectories} meta-train and "
             f"{config.test_trajectories} meta-test trajectories of {config.trajectory_steps} samples")
-        data = arm_data(config, arm)
+        data = arm_data(config, arm, directory / arm)
         num_joints = data["train"]["q"].shape[-1]
         out = shaped_and_unshaped(config, lambda shaped: physics_prior_task(config, data, shaped),
                                   meta_loss(config, num_joints), directory / arm, key, progress,
                                   final_metric="final_inertia_error")
         results[arm] = out["curves"]
         metrics["arms"][arm] = {"meta_test_final_torque_mse": shaped_summary(out["curves"]),
+                                "meta_test_torque_mse_after": {str(step): shaped_summary(out["curves"], step)
+                                                               for step in early_steps(config)},
                                 "meta_test_final_inertia_error": shaped_summary(out["finals"])}
     figure = physics_prior_figure(directory / "fig5cd_physics_prior.png", config, results,
                                   {arm: ROBOT_NAMES[arm] for arm in config.arms})
     fmt = lambda s: f"{s['mean']:.3g} +- {s['std']:.2g}" if isinstance(s, dict) else f"{s:.3g}"
-    rows = [[ROBOT_NAMES[arm], name, fmt(m["meta_test_final_torque_mse"][name]), fmt(m["meta_test_final_inertia_error"][name])]
+    rows = [[ROBOT_NAMES[arm], name, *(fmt(m["meta_test_torque_mse_after"][str(step)][name]) for step in early_steps(config)),
+             fmt(m["meta_test_final_torque_mse"][name]), fmt(m["meta_test_final_inertia_error"][name])]
             for arm, m in metrics["arms"].items() for name in (*SHAPED_LOSSES, "MSE")]
     metrics["outer_iterations"] = config.epochs * config.batches_per_epoch
+    header = ["arm", "loss", *(f"torque MSE after {step} steps" for step in early_steps(config)),
+              f"after {config.eval_steps}", "inertia error"]
     body = [
         f"Inverse-dynamics models u = M(q) qdd + F(q, qd) trained from scratch on new trajectories for "
         f"{config.eval_steps} SGD steps at alpha = {config.alpha:g} (minibatches of {config.batch_size}); "
-        f"{metrics['outer_iterations']} outer iterations of {config.iters_max} inner steps, {config.seeds} seeds. "
-        f"Torque MSE in units of the data's variance, on held-out halves of the new trajectories:", "",
-        markdown_table(["arm", "loss", "torque MSE", "inertia error"], rows),
+        f"{metrics['outer_iterations']} outer iterations of {config.iters_max} inner steps, {config.seeds} seeds "
+        f"(mean +- std over seeds). Torque MSE in units of the data's mean square (predicting zero scores 1), on "
+        f"held-out halves of the new trajectories; the inertia error of the final models:", "",
+        markdown_table(header, rows),
     ]
     return finish(directory, "ML3: shaping with the true inertia matrix (Fig. 5 c, d)", metrics, body, [figure], log)

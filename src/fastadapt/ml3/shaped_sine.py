@@ -178,8 +178,9 @@ class ShapedSineTask:
         return {}
 
 
-jax.tree_util.register_dataclass(ShapedSineTask, data_fields=["x", "test_frequency", "test_start"],
-                                 meta_fields=["beta", "gamma", "frequency_range", "start_range"])
+# beta and gamma are data, not static: the shaped and the unshaped task share one compiled trainer
+jax.tree_util.register_dataclass(ShapedSineTask, data_fields=["x", "test_frequency", "test_start", "beta", "gamma"],
+                                 meta_fields=["frequency_range", "start_range"])
 
 
 def shaped_sine_task(config: Config, shaped: bool) -> ShapedSineTask:

@@ -12,17 +12,17 @@ ML3_COLOR, TASK_LOSS_COLOR = "tab:blue", "tab:orange"  # the paper's colours: ML
 
 
 def _band(ax, x, values, color, label):
-    """Mean +- std over the first axis."""
-    mean, std = values.mean(0), values.std(0)
-    ax.plot(x, mean, color=color, label=label)
-    ax.fill_between(x, mean - std, mean + std, color=color, alpha=0.2)
+    """The mean over the first axis (seeds), shaded from its smallest to its largest value (a mean +- std
+    band would reach below zero on log axes whenever one seed is far off)."""
+    ax.plot(x, values.mean(0), color=color, label=label)
+    ax.fill_between(x, values.min(0), values.max(0), color=color, alpha=0.2)
 
 
 def meta_train_and_test(path: Path, history: dict, batches_per_epoch: int, curves: dict, *, ylabel: str,
                         train_title: str, test_title: str, task_label: str, log_scale: bool = True) -> Path:
     """ML3 Fig. 2 c and d. c: the score on the meta-train task after ``eval_steps`` SGD steps with the
-    current ML3 loss (mean +- std over seeds) against outer iterations, next to SGD on the task loss;
-    d: the score on the meta-test tasks against gradient steps, ML3 (mean over tasks, +- std over seeds)
+    current ML3 loss (mean range over seeds) against outer iterations, next to SGD on the task loss;
+    d: the score on the meta-test tasks against gradient steps, ML3 (mean over tasks, range over seeds)
     and the task loss."""
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8))
     iterations = np.asarray(history["eval_epoch"]) * batches_per_epoch
@@ -51,7 +51,7 @@ LOSS_COLORS = {"shaped ML3": SHAPED_COLOR, "unshaped ML3": ML3_COLOR, "MSE": TAS
 
 def shaped_sine_figures(directory: Path, config, omegas, nu: float, landscapes: dict, curves: dict) -> list[Path]:
     """Fig. 5 a: each loss over omega for one frequency nu (min-max scaled; red line: nu); b: MSE of the
-    fit along gradient steps from starts that trap MSE (mean over problems, +- std over seeds)."""
+    fit along gradient steps from starts that trap MSE (mean over problems, range over seeds)."""
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 3.8))
     for name, values in landscapes.items():
         scaled = (values - values.min()) / max(np.ptp(values), 1e-12)
@@ -75,7 +75,7 @@ def shaped_sine_figures(directory: Path, config, omegas, nu: float, landscapes: 
 
 def transfer_figure(path: Path, config, trained_on: str, curves: dict) -> Path:
     """One panel per optimizee architecture: meta-test MSE against gradient steps, ML3 (mean over
-    functions, +- std over seeds) and MSE."""
+    functions, range over seeds) and MSE."""
     fig, axes = plt.subplots(1, len(curves), figsize=(3.6 * len(curves), 3.4), squeeze=False, sharey=True)
     for ax, (name, c) in zip(axes[0], curves.items()):
         steps = np.arange(c["task loss"].shape[-1])
@@ -91,7 +91,7 @@ def transfer_figure(path: Path, config, trained_on: str, curves: dict) -> Path:
 
 def physics_prior_figure(path: Path, config, curves: dict, titles: dict) -> Path:
     """Fig. 5 c, d: held-out torque MSE against gradient steps on new trajectories, one panel per arm:
-    shaped ML3, unshaped ML3 (mean over runs, +- std over seeds) and MSE."""
+    shaped ML3, unshaped ML3 (mean over runs, range over seeds) and MSE."""
     fig, axes = plt.subplots(1, len(curves), figsize=(5.5 * len(curves), 3.8), squeeze=False)
     for ax, (arm, c) in zip(axes[0], curves.items()):
         steps = np.arange(c["MSE"].shape[-1])
