@@ -32,7 +32,7 @@ def jax_runner(data_x, data_y, batches):
     starts = jax.numpy.arange(data_x.shape[0] - K)
     ones = jax.numpy.ones
     task = InverseDynamicsTask(samples, starts, samples, starts, samples, samples,
-                               Normalizer(ones(3 * J), ones(3 * J), ones(J), ones(J)), None, model, K, batches)
+                               Normalizer(ones(3 * J), ones(3 * J), ones(J), ones(J)), None, None, model, K, batches, 5)
     return jax_epoch_runner(task, loss, opt, ALPHA, ITERS, batches)
 
 

@@ -39,7 +39,7 @@ def _task(model, start_params=None):
     empty = Samples(jnp.zeros((4, 3 * J)), jnp.zeros((4, J)))
     ones = jnp.ones
     return InverseDynamicsTask(empty, jnp.zeros(1, jnp.int32), empty, jnp.zeros(1, jnp.int32), empty, empty,
-                               Normalizer(ones(3 * J), ones(3 * J), ones(J), ones(J)), start_params, model, 4, 1)
+                               Normalizer(ones(3 * J), ones(3 * J), ones(J), ones(J)), start_params, None, model, 4, 1, 5)
 
 
 @pytest.mark.parametrize("loss_name", ["structured", "state-dependent", "mlp"])
@@ -190,6 +190,84 @@ def test_unroll_and_step_updates_agree_for_one_inner_step_and_differ_for_more():
         batch_update(task, loss, opt, 0.05, 3, state, key, (a, b), "chain")
     with pytest.raises(ValueError, match="config field 'update': unknown value 'chain'"):
         MetaTrainConfig(update="chain")
+
+
+def _stream(steps, joints=2, batch=5, seed=7):
+    k1, k2 = jax.random.split(jax.random.PRNGKey(seed))
+    return Samples(jax.random.normal(k1, (steps, batch, 3 * joints)), jax.random.normal(k2, (steps, batch, joints)))
+
+
+def test_online_objective_of_one_step_is_algorithm_1s_objective():
+    """A truncation of length 1 on batches (b_0, b_1) is Algorithm 1's objective with inner b_0, outer b_1."""
+    from fastadapt.meta.algorithm import online_objective
+
+    task, loss, phi, theta, a, b = _problem("state-dependent")
+    stream = jax.tree.map(lambda x, y: jnp.stack([x, y]), a, b)
+    online = lambda p: online_objective(task, loss, 0.05, p, theta, stream)[0]
+    algorithm_1 = lambda p: meta_objective(task, loss, 0.05, p, theta, a, b)[0]
+    assert float(online(phi)) == pytest.approx(float(algorithm_1(phi)), rel=1e-6)
+    for g_online, g_step in zip(jax.tree.leaves(jax.grad(online)(phi)), jax.tree.leaves(jax.grad(algorithm_1)(phi))):
+        np.testing.assert_allclose(g_online, g_step, rtol=1e-5, atol=1e-7)
+
+
+def test_online_meta_gradient_matches_finite_differences_and_scores_the_next_batch():
+    from fastadapt.meta.algorithm import online_objective
+
+    with enable_x64():
+        task, loss, phi, theta, *_ = _problem("state-dependent")
+        stream = jax.tree.map(lambda a: a.astype(jnp.float64), _stream(5))
+        # by hand: step on b_t, score the stepped model on b_{t+1}
+        manual, t_hand = [], theta
+        for t in range(4):
+            t_hand = inner_step(task, loss, 0.05, phi, t_hand, jax.tree.map(lambda a: a[t], stream))
+            manual.append(float(task.task_loss(t_hand, jax.tree.map(lambda a: a[t + 1], stream))))
+        value, (scores, theta_end) = online_objective(task, loss, 0.05, phi, theta, stream)
+        np.testing.assert_allclose(scores, manual, rtol=1e-10)
+        assert float(value) == pytest.approx(np.mean(manual), rel=1e-10)
+        np.testing.assert_allclose(theta_end[0]["w"], t_hand[0]["w"], rtol=1e-10)
+        _check_against_central_differences(lambda p: online_objective(task, loss, 0.05, p, theta, stream)[0], phi, seed=2)
+
+
+def test_online_epoch_carries_the_model_across_truncations():
+    """With phi held (eta = 0), 3 truncations of 2 steps score exactly what one unbroken 6-step stream
+    scores: the model is carried on, and consecutive truncations share their boundary batch."""
+    from fastadapt.meta.algorithm import MetaState, make_meta_optimizer, online_epoch, online_objective
+
+    trainer = MetaTrainer(dataclasses.replace(CONFIG, update="online", iters_max=2, batches_per_epoch=3),
+                          _smooth_dataset(2, 0), _smooth_dataset(1, 1))
+    task, loss = trainer.task, trainer.loss
+    phi = loss.init(jax.random.PRNGKey(1))
+    opt = make_meta_optimizer("sgd", 0.0)
+    key = jax.random.PRNGKey(5)
+    _, values = online_epoch(task, loss, opt, 0.01, 2, 3, MetaState(phi, opt.init(phi)), key)
+    stream_key, init_key = jax.random.split(key)
+    _, (scores, _) = online_objective(task, loss, 0.01, phi, task.start(init_key), task.meta_stream(stream_key, 7))
+    np.testing.assert_allclose(values, np.asarray(scores).reshape(3, 2).mean(1), rtol=1e-5)
+    assert task.meta_stream(stream_key, 7).x.shape == (7, 5, 6)
+
+
+def test_online_meta_training_runs_resumes_and_refuses_streams_longer_than_the_data(tmp_path):
+    train, test = _smooth_dataset(3, 0), _smooth_dataset(2, 1)
+    config = dataclasses.replace(CONFIG, update="online", iters_max=4, batches_per_epoch=6, epochs=2, eval_every=1,
+                                 meta_clip=1.0)
+    full = MetaTrainer(config, train, test).run(tmp_path / "full", progress=False)
+    MetaTrainer(dataclasses.replace(config, epochs=1), train, test).run(tmp_path / "resumed", progress=False)
+    resumed = MetaTrainer(config, train, test).run(tmp_path / "resumed", progress=False)
+    np.testing.assert_allclose(resumed.loss_params["w"], full.loss_params["w"], rtol=1e-6)
+    assert np.all(np.isfinite(full.history["task_loss"]))
+    # by default an epoch is as many truncations as fit into the longest trajectory (600 samples)
+    assert MetaTrainer(dataclasses.replace(config, batches_per_epoch=0), train, test).num_batches == (600 // 5 - 1) // 4
+    with pytest.raises(ValueError, match="update=online plays 40 truncations x 4 steps \\(\\+1\\) of 5 samples = 805 "
+                                         "consecutive samples per epoch, but the longest meta-train trajectory has 600"):
+        MetaTrainer(dataclasses.replace(config, batches_per_epoch=40), train, test)
+    with pytest.raises(ValueError, match="config field 'meta_clip' must be a finite number >= 0"):
+        dataclasses.replace(config, meta_clip=-1.0)
+    from fastadapt.meta.trainer import MetaTrainer as GenericTrainer
+    from fastadapt.ml3 import sine
+
+    online_sine = sine.Config(update="online")
+    with pytest.raises(ValueError, match="update='online' needs a task that plays streams \\(meta_stream\\); SineTask has none"):
+        GenericTrainer(online_sine, sine.sine_task(online_sine), sine.meta_loss(online_sine))
 
 
 def test_unrolled_meta_training_runs_and_resumes(tmp_path):

@@ -15,7 +15,12 @@ both, ``update``):
   phi <- phi - eta * grad_phi (1/M) sum_{i=1..M} L_T(theta_i, outer).
   The chain is truncated at M (theta is reset for the next batch).
 
-With M = 1 both options are the same update. ``eta`` is applied by an optax optimizer (plain SGD as in
+With M = 1 both options are the same update. A third objective matches the online protocol
+(``"online"``, :func:`online_epoch`): the task plays its meta-train data as one stream of small batches
+b_0, b_1, ..., each step theta_{t+1} = theta_t - alpha * grad M_phi(b_t) is scored on the *next* batch,
+L_T(theta_{t+1}, b_{t+1}) (the error a model makes before it sees b_{t+1}), and phi is updated after every
+T = M steps from the mean of those scores, backpropagated through the T steps (truncated
+backpropagation); theta is carried on across truncations, not reset. ``eta`` is applied by an optax optimizer (plain SGD as in
 the papers, Adam optionally). One epoch draws ``num_batches`` batches and runs under ``lax.scan``; the
 trainer runs seeds side by side under ``vmap``. The task interface is in :mod:`fastadapt.meta.task`.
 """
@@ -29,7 +34,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-UPDATES = ("step", "unroll")
+UPDATES = ("step", "unroll", "online")
 
 
 class MetaState(NamedTuple):
@@ -66,6 +71,43 @@ def unrolled_objective(task, loss, alpha, iters, loss_params, theta, inner, oute
     return jnp.mean(values), values
 
 
+def online_objective(task, loss, alpha, loss_params, theta, stream):
+    """The online meta-objective along ``stream`` = b_0 .. b_T (a leading axis of T + 1 batches):
+    theta_{t+1} = theta_t - alpha grad M_phi(b_t), scored by L_T(theta_{t+1}, b_{t+1});
+    value (1/T) sum_{t<T} L_T(theta_{t+1}, b_{t+1}), differentiable through all T steps. Returns (value,
+    (scores [T], theta_T)). With T = 1 it is :func:`meta_objective` with inner b_0 and outer b_1."""
+    inner, outer = jax.tree.map(lambda a: a[:-1], stream), jax.tree.map(lambda a: a[1:], stream)
+
+    def step(theta, pair):
+        value, theta_new = meta_objective(task, loss, alpha, loss_params, theta, *pair)
+        return theta_new, value
+
+    theta_end, values = jax.lax.scan(step, theta, (inner, outer))
+    return jnp.mean(values), (values, theta_end)
+
+
+def online_epoch(task, loss, meta_optimizer, alpha, truncation, truncations, state: MetaState, key):
+    """One meta-train stream of ``truncations`` x ``truncation`` steps from theta_0 = ``task.start``
+    (``task.meta_stream(key, steps + 1)`` draws its batches). After each truncation phi is updated from
+    :func:`online_objective` on its T + 1 batches (consecutive truncations share a batch: the last one
+    scored is the next one stepped on); the theta it ends with starts the next truncation as a constant
+    (stop-gradient), so the meta-gradient never reaches back further than T steps. Returns the new
+    state and each truncation's objective [truncations]."""
+    stream_key, init_key = jax.random.split(key)
+    stream = task.meta_stream(stream_key, truncations * truncation + 1)
+    index = truncation * jnp.arange(truncations)[:, None] + jnp.arange(truncation + 1)[None, :]
+    segments = jax.tree.map(lambda a: a[index], stream)
+    value_and_grad = jax.value_and_grad(functools.partial(online_objective, task, loss, alpha), has_aux=True)
+
+    def body(carry, segment):
+        state, theta = carry
+        (value, (_, theta_end)), meta_grad = value_and_grad(state.loss_params, theta, segment)
+        return (_apply_meta_gradient(meta_optimizer, state, meta_grad), jax.lax.stop_gradient(theta_end)), value
+
+    (state, _), values = jax.lax.scan(body, (state, task.start(init_key)), segments)
+    return state, values
+
+
 def _apply_meta_gradient(meta_optimizer, state: MetaState, meta_grad) -> MetaState:
     updates, opt_state = meta_optimizer.update(meta_grad, state.opt_state, state.loss_params)
     return MetaState(optax.apply_updates(state.loss_params, updates), opt_state)
@@ -96,7 +138,10 @@ def batch_update(task, loss, meta_optimizer, alpha, iters_max, state: MetaState,
 def meta_epoch(task, loss, meta_optimizer, alpha, iters_max, num_batches, update, state: MetaState, key):
     """One epoch: ``num_batches`` batches drawn by ``task.meta_batches``, each one :func:`batch_update`.
     Returns the new state and the mean task loss of each batch [num_batches]. Not jitted itself: the
-    trainer closes over the static arguments, vmaps over seeds and jits the result."""
+    trainer closes over the static arguments, vmaps over seeds and jits the result. With ``update='online'``
+    the epoch is one stream of ``num_batches`` truncations of ``iters_max`` steps (:func:`online_epoch`)."""
+    if update == "online":
+        return online_epoch(task, loss, meta_optimizer, alpha, iters_max, num_batches, state, key)
     pick_key, init_key = jax.random.split(key)
     batches = task.meta_batches(pick_key, num_batches)
     keys = jax.random.split(init_key, num_batches)
@@ -126,9 +171,13 @@ def learning_curve(task, loss, loss_params, alpha, theta0, batches, eval_set):
     return jnp.concatenate([scores, task.score(theta, eval_set)[None]]), theta
 
 
-def make_meta_optimizer(name: str, eta: float) -> optax.GradientTransformation:
+def make_meta_optimizer(name: str, eta: float, clip: float = 0.0) -> optax.GradientTransformation:
+    """SGD or Adam at rate ``eta`` on phi; with ``clip`` > 0 the meta-gradient is first scaled down to a
+    global norm of at most ``clip`` (long unrolls can produce rare, huge meta-gradients)."""
     if name == "adam":
-        return optax.adam(eta)
-    if name == "sgd":
-        return optax.sgd(eta)
-    raise ValueError(f"unknown meta optimizer '{name}', expected 'adam' or 'sgd'")
+        optimizer = optax.adam(eta)
+    elif name == "sgd":
+        optimizer = optax.sgd(eta)
+    else:
+        raise ValueError(f"unknown meta optimizer '{name}', expected 'adam' or 'sgd'")
+    return optax.chain(optax.clip_by_global_norm(clip), optimizer) if clip > 0 else optimizer

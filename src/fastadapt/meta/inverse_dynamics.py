@@ -6,6 +6,11 @@ and B (last K/2, the task loss MSE(f_theta_new(x_B), y_B)). The meta-loss sees t
 (q, qd) [2J] as its extra input. Evaluations train fresh models for ``eval_steps`` SGD steps on random
 half-windows of the meta-train or the meta-test data and score the MSE on up to ``eval_points`` samples.
 
+Online meta-objective (``update='online'``, :func:`fastadapt.meta.algorithm.online_epoch`): each epoch
+plays one stretch of a meta-train trajectory as a stream of batches of ``stream_batch`` consecutive
+samples (5, the online protocol's), ``batches_per_epoch`` truncations of ``iters_max`` steps; by default
+as many truncations as fit into the longest meta-train trajectory.
+
 Warm start (``start='pretrained'``, beyond the paper): the loss is meta-trained for adapting models that
 are already trained, the practitioner's protocol. The meta-train trajectories are split alternately in
 two: ``pretrain_models`` networks are fitted offline (Adam on MSE) to the first half, and Algorithm 1
@@ -48,11 +53,13 @@ class MetaTrainConfig(TrainerConfig):
     pretrain_models: int = 5
     pretrain_steps: int = 3000
     pretrain_rate: float = 1e-3
+    stream_batch: int = 5  # samples per step of the online meta-objective (update='online')
 
     def __post_init__(self):
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
         super().__post_init__()
-        require_at_least(self, 1, "batch_size", "eval_points", "pretrain_models", "pretrain_steps", "hidden")
+        require_at_least(self, 1, "batch_size", "eval_points", "pretrain_models", "pretrain_steps", "hidden",
+                         "stream_batch")
         require_positive_rates(self, "pretrain_rate")
         check_activation(self.activation)
         make_loss(self.loss, 1)  # an unknown loss name fails here, not after the run directory is made
@@ -62,10 +69,11 @@ class MetaTrainConfig(TrainerConfig):
             raise ValueError(f"batch_size must be even (it is split in halves A and B), got {self.batch_size}")
 
     def unused_keys(self) -> dict[str, str]:
+        unused = {} if self.update == "online" else {"stream_batch": "it is used with update=online only"}
         if self.start == "pretrained":
-            return {}
+            return unused
         reason = "it is used with start=pretrained only"
-        return {"pretrain_models": reason, "pretrain_steps": reason, "pretrain_rate": reason}
+        return {**unused, "pretrain_models": reason, "pretrain_steps": reason, "pretrain_rate": reason}
 
     def model(self, num_joints: int) -> InverseDynamicsMLP:
         return InverseDynamicsMLP(num_joints, self.hidden, self.activation)
@@ -84,9 +92,11 @@ class InverseDynamicsTask:
     eval_test: Samples
     normalizer: Normalizer
     start_params: object  # None: fresh models
+    stream_starts: object  # update='online': where a meta-train stream may start; else None
     model: InverseDynamicsMLP
     batch_size: int
     default_batches: int
+    stream_batch: int
 
     eval_splits = ("meta-train", "meta-test")
 
@@ -107,6 +117,13 @@ class InverseDynamicsTask:
         windows = gather_windows(self.train, chosen, self.batch_size)
         half = self.batch_size // 2
         return Samples(windows.x[:, :half], windows.y[:, :half]), Samples(windows.x[:, half:], windows.y[:, half:])
+
+    def meta_stream(self, key, steps: int) -> Samples:
+        """``steps`` consecutive batches [steps, stream_batch, ...] of one meta-train trajectory, from a
+        random start."""
+        start = jax.random.choice(key, self.stream_starts)
+        window = gather_windows(self.train, start[None], steps * self.stream_batch)
+        return Samples(window.x.reshape(steps, self.stream_batch, -1), window.y.reshape(steps, self.stream_batch, -1))
 
     def loss_inputs(self, theta, batch: Samples):
         return self.model.apply(theta, batch.x), batch.y, batch.state
@@ -135,8 +152,9 @@ class InverseDynamicsTask:
 
 jax.tree_util.register_dataclass(
     InverseDynamicsTask,
-    data_fields=["train", "train_starts", "test", "test_starts", "eval_train", "eval_test", "normalizer", "start_params"],
-    meta_fields=["model", "batch_size", "default_batches"],
+    data_fields=["train", "train_starts", "test", "test_starts", "eval_train", "eval_test", "normalizer", "start_params",
+                 "stream_starts"],
+    meta_fields=["model", "batch_size", "default_batches", "stream_batch"],
 )
 
 
@@ -160,14 +178,33 @@ def inverse_dynamics_task(config: MetaTrainConfig, train: Dataset, test: Dataset
         train, start_params = _warm_start_split(config, model, normalizer, train)
     train_samples, test_samples = normalised_samples(train, normalizer), normalised_samples(test, normalizer)
     eval_key = jax.random.PRNGKey(config.seed + 10_000)
+    default_batches = max(1, train.num_samples // config.batch_size)
+    stream_starts = None
+    if config.update == "online":
+        default_batches, stream_starts = _stream_plan(config, train)
     return InverseDynamicsTask(
         train=train_samples, train_starts=jnp.asarray(window_starts(train, config.batch_size)),
         test=test_samples, test_starts=jnp.asarray(window_starts(test, config.batch_size // 2)),
         eval_train=_eval_set(train_samples, config.eval_points, eval_key),
         eval_test=_eval_set(test_samples, config.eval_points, eval_key),
-        normalizer=normalizer, start_params=start_params, model=model, batch_size=config.batch_size,
-        default_batches=max(1, train.num_samples // config.batch_size),
+        normalizer=normalizer, start_params=start_params, stream_starts=stream_starts, model=model,
+        batch_size=config.batch_size, default_batches=default_batches, stream_batch=config.stream_batch,
     )
+
+
+def _stream_plan(config: MetaTrainConfig, train: Dataset) -> tuple[int, jnp.ndarray]:
+    """(truncations per epoch by default, the starts of every stream of an epoch's length) for
+    update='online'; an epoch of T truncations of M steps needs (T M + 1) stream_batch consecutive samples."""
+    longest = max(len(traj) for traj in train)
+    default = max(1, (longest // config.stream_batch - 1) // config.iters_max)
+    truncations = config.batches_per_epoch or default
+    needed = (truncations * config.iters_max + 1) * config.stream_batch
+    if needed > longest:
+        raise ValueError(
+            f"update=online plays {truncations} truncations x {config.iters_max} steps (+1) of {config.stream_batch} "
+            f"samples = {needed} consecutive samples per epoch, but the longest meta-train trajectory has {longest}; "
+            "lower batches_per_epoch or iters_max")
+    return default, jnp.asarray(window_starts(train, needed))
 
 
 def _warm_start_split(config: MetaTrainConfig, model, normalizer, train: Dataset):

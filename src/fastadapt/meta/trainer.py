@@ -42,7 +42,9 @@ class TrainerConfig:
     eta: float = 1e-2
     meta_optimizer: str = "sgd"
     iters_max: int = 10
-    update: str = "step"  # or "unroll": one update of phi per batch through all iters_max inner steps
+    update: str = "step"  # or "unroll": one update of phi per batch through all iters_max inner steps;
+    # or "online": the online meta-objective on streams, truncations of iters_max steps (fastadapt.meta.algorithm)
+    meta_clip: float = 0.0  # > 0: clip the meta-gradient to this global norm
     epochs: int = 300
     batches_per_epoch: int = 0  # 0: the task's default (one pass over the data)
     seeds: int = 1
@@ -55,6 +57,7 @@ class TrainerConfig:
         require_at_least(self, 1, "iters_max", "epochs", "seeds", "eval_every", "eval_steps", "eval_seeds")
         require_at_least(self, 0, "batches_per_epoch", "seed")
         require_positive_rates(self, "alpha", "eta")
+        require_positive_rates(self, "meta_clip", allow_zero=True)
         require_choice(self, "update", UPDATES)
         if self.meta_optimizer not in ("sgd", "adam"):
             raise ValueError(f"unknown meta optimizer '{self.meta_optimizer}', expected 'adam' or 'sgd'")
@@ -80,10 +83,13 @@ class MetaTrainer:
     def __init__(self, config: TrainerConfig, task, loss):
         require_learned(loss)
         self.config, self.task, self.loss = config, task, loss
-        self.meta_optimizer = make_meta_optimizer(config.meta_optimizer, config.eta)
+        self.meta_optimizer = make_meta_optimizer(config.meta_optimizer, config.eta, config.meta_clip)
         self.num_batches = config.batches_per_epoch or task.default_batches
-        self._epoch = _compiled_epoch(loss, config.meta_optimizer, config.eta, config.alpha, config.iters_max,
-                                      self.num_batches, config.update)
+        if config.update == "online" and not hasattr(task, "meta_stream"):
+            raise ValueError(f"update='online' needs a task that plays streams (meta_stream); "
+                             f"{type(task).__name__} has none")
+        self._epoch = _compiled_epoch(loss, config.meta_optimizer, config.eta, config.meta_clip, config.alpha,
+                                      config.iters_max, self.num_batches, config.update)
 
     # --- state ---------------------------------------------------------------------------------------
     def initial_state(self) -> tuple[MetaState, jnp.ndarray]:
@@ -238,11 +244,12 @@ def save_meta_loss(path, config, loss_params, arrays: dict | None = None) -> Pat
 
 
 @functools.lru_cache(maxsize=32)
-def _compiled_epoch(loss, meta_optimizer: str, eta: float, alpha: float, iters_max: int, num_batches: int, update: str):
+def _compiled_epoch(loss, meta_optimizer: str, eta: float, clip: float, alpha: float, iters_max: int, num_batches: int,
+                    update: str):
     """One meta-epoch for all seeds (vmap), jitted. The task (its arrays) is an argument, not a constant baked
     into the compiled epoch, and trainers with the same settings share the function and its compilations
     (e.g. the shaped and the unshaped task of one experiment)."""
-    epoch = functools.partial(meta_epoch, loss=loss, meta_optimizer=make_meta_optimizer(meta_optimizer, eta),
+    epoch = functools.partial(meta_epoch, loss=loss, meta_optimizer=make_meta_optimizer(meta_optimizer, eta, clip),
                               alpha=alpha, iters_max=iters_max, num_batches=num_batches, update=update)
     return jax.jit(jax.vmap(lambda task, state, key: epoch(task, state=state, key=key), in_axes=(None, 0, 0)))
 
