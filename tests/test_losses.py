@@ -69,3 +69,27 @@ def test_mlp_loss_positive_and_shapes(batch):
 def test_unknown_loss():
     with pytest.raises(ValueError, match="unknown loss 'l1', expected one of"):
         make_loss("l1", 3)
+
+
+@pytest.mark.parametrize("name", ["mse", "structured", "state-dependent"])
+def test_learned_rate_scales_the_loss_and_the_sgd_step_by_exp_r(batch, name):
+    """L_r = exp(r) L, so one SGD step at alpha on L_r is the step at alpha exp(r) on L; dL_r/dr = L_r."""
+    from fastadapt.models.mlp import InverseDynamicsMLP
+
+    pred, target, state = batch
+    plain, scaled = make_loss(name, 4), make_loss(name, 4, learned_rate=True)
+    assert scaled.learned and scaled.name == name and scaled.num_joints == 4
+    params = scaled.init(jax.random.PRNGKey(1))
+    assert float(params["log_rate"]) == 0.0
+    params = dict(params, log_rate=jnp.asarray(np.log(3.0)))
+    inner = {k: v for k, v in params.items() if k != "log_rate"}
+    value = float(scaled.apply(params, pred, target, state))
+    assert value == pytest.approx(3.0 * float(plain.apply(inner, pred, target, state)), rel=1e-5)
+    assert float(jax.grad(lambda p: scaled.apply(p, pred, target, state))(params)["log_rate"]) == pytest.approx(value, rel=1e-5)
+    model = InverseDynamicsMLP(4, hidden=(8,))
+    theta = model.init(jax.random.PRNGKey(2))
+    x = jax.random.normal(jax.random.PRNGKey(3), (16, 12))
+    step = lambda loss, p, alpha: jax.tree.map(
+        lambda t, g: t - alpha * g, theta, jax.grad(lambda th: loss.apply(p, model.apply(th, x), target, state))(theta))
+    for a, b in zip(jax.tree.leaves(step(scaled, params, 0.01)), jax.tree.leaves(step(plain, inner, 0.03))):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)

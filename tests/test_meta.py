@@ -270,6 +270,20 @@ def test_online_meta_training_runs_resumes_and_refuses_streams_longer_than_the_d
         GenericTrainer(online_sine, sine.sine_task(online_sine), sine.meta_loss(online_sine))
 
 
+def test_learned_rate_is_meta_trained_saved_and_loaded_with_the_loss(tmp_path):
+    from fastadapt.losses.regression import LearnedRateLoss
+
+    train, test = _smooth_dataset(3, 0), _smooth_dataset(2, 1)
+    config = dataclasses.replace(CONFIG, learned_rate=True, epochs=2)
+    result = MetaTrainer(config, train, test).run(tmp_path, progress=False)
+    assert float(result.loss_params["log_rate"]) != 0.0  # the rate moved with phi
+    saved_config, loss, params, _ = load_loss(tmp_path / "loss.npz")
+    assert saved_config.learned_rate and isinstance(loss, LearnedRateLoss) and loss.name == "structured"
+    np.testing.assert_allclose(params["log_rate"], result.loss_params["log_rate"])
+    # SGD on MSE with a learned rate is learnable too (a meta-learned rate for the plain loss)
+    assert MetaTrainer(dataclasses.replace(config, loss="mse"), train, test).loss.learned
+
+
 def test_unrolled_meta_training_runs_and_resumes(tmp_path):
     train, test = _smooth_dataset(3, 0), _smooth_dataset(2, 1)
     config = dataclasses.replace(CONFIG, update="unroll", iters_max=3, epochs=2, eval_every=1)

@@ -47,6 +47,22 @@ def test_another_identity_without_force_is_refused_and_names_the_difference(tmp_
     assert (out / "result.npz").read_text() == "r"
 
 
+def test_a_run_made_before_a_key_was_added_resumes_if_the_key_keeps_its_default(tmp_path):
+    """A newer fastadapt adds config key y (default 0): the old run, saved without it, resumes with y at its
+    default and is refused with y changed."""
+    out = tmp_path / "run"
+    with RunDirectory(out, {"config": {"x": 1, "meta": {"a": 1}}, "inputs": {}}):
+        (out / "checkpoint.npz").write_text("c")
+    defaults = {"x": 5, "y": 0, "meta": {"a": 3, "b": 0}}
+    newer = {"config": {"x": 1, "y": 0, "meta": {"a": 1, "b": 0}}, "inputs": {}, "defaults": defaults}
+    with RunDirectory(out, newer) as path:
+        assert (path / "checkpoint.npz").exists()
+    changed = {"config": {"x": 1, "y": 0, "meta": {"a": 1, "b": 2}}, "inputs": {}, "defaults": defaults}
+    with pytest.raises(RunDirectoryError, match=r"config\.meta\.b: 0 \(saved\) vs 2 \(now\)"):
+        with RunDirectory(out, changed):
+            pass
+
+
 def test_a_failure_after_results_keeps_them_for_resuming(tmp_path):
     out = tmp_path / "run"
     with pytest.raises(RuntimeError):

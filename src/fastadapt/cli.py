@@ -41,10 +41,17 @@ def cmd_pipeline(args, data: str) -> int:
     limits = Limits.parse(getattr(args, "limit", None))
     inputs = input_files(schunk=schunk_path(config.schunk_path or None)) if data == "schunk" else {}
     name = f"{'demo' if args.command == 'demo' else data}{'-quick' if args.quick else ''}"
-    identity = {"config": config_dict(config), "inputs": inputs}
+    identity = run_identity(config, inputs)
     with RunDirectory(Path(args.out or Path("runs") / name), identity, args.force, args.argv) as out:
         run(config, out, progress=not args.no_progress, limits=limits)
     return 0
+
+
+def run_identity(config, inputs: dict, section: str | None = None) -> dict:
+    """A run directory's identity: the config (under ``section`` if given), the input files, and the
+    config class's defaults (which complete a config saved before a key was added)."""
+    wrap = (lambda d: {section: d}) if section else (lambda d: d)
+    return {"config": wrap(config_dict(config)), "inputs": inputs, "defaults": wrap(config_dict(type(config)()))}
 
 
 def _registry(family: str):
@@ -68,7 +75,7 @@ def cmd_experiment(args) -> int:
         raise FileNotFoundError(f"MNIST directory not found: {source} (or pass source=sklearn)")
     inputs = input_files(source=source) if source != "sklearn" else {}
     name = f"{args.command}-{args.name}{'-quick' if args.quick else ''}"
-    identity = {"config": config_dict(config), "inputs": inputs}
+    identity = run_identity(config, inputs)
     with RunDirectory(Path(args.out or Path("runs") / name), identity, args.force, args.argv) as out:
         write_json(out / "config.json", config_dict(config))
         module.run(config, out, progress=not args.no_progress)
@@ -131,9 +138,9 @@ def cmd_meta_train(args) -> int:
     limits = Limits.parse(args.limit)
     train, test = io.load(args.train, limits), io.load(args.test, limits)
     trainer = inverse_dynamics_trainer(config, train, test)  # validates data against config before a directory is made
-    identity = {"config": {"meta_train": config_dict(config)}, "inputs": input_files(train=args.train, test=args.test)}
+    identity = run_identity(config, input_files(train=args.train, test=args.test), "meta_train")
     with RunDirectory(Path(args.out), identity, args.force, args.argv) as out:
-        write_json(out / "config.json", identity)
+        write_json(out / "config.json", {"config": identity["config"], "inputs": identity["inputs"]})
         result = trainer.run(out, progress=not args.no_progress)
     h = result.history
     chosen = h["eval"][h["eval_epoch"].index(h["selected_epoch"])]
@@ -167,7 +174,7 @@ def cmd_adapt(args) -> int:
     meta_config, loss, loss_params, normalizer = load_loss(args.loss)
     dataset = io.load(args.stream, Limits.parse(args.limit))
     dataset.check_joints(normalizer.num_joints, f"stream {args.stream}")
-    identity = {"config": config_dict(config), "inputs": input_files(loss=args.loss, stream=args.stream)}
+    identity = run_identity(config, input_files(loss=args.loss, stream=args.stream))
     with RunDirectory(Path(args.out), identity, args.force, args.argv) if args.out else contextlib.nullcontext() as out:
         summary = _adapt_summary(config, meta_config, loss, loss_params, normalizer, dataset)
         if out is not None:

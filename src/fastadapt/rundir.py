@@ -89,16 +89,26 @@ def _differences(saved: dict, wanted: dict, prefix: str = "") -> list[str]:
     return out
 
 
-def _comparable(identity: dict) -> dict:
-    """The part of an identity that decides sameness: the config and the inputs' hashes."""
+def _with_defaults(saved, defaults):
+    """``saved`` (a config, nested dicts) with the keys it lacks taken from ``defaults``: a key that a later
+    fastadapt added behaves as its default did in runs made before it, so those runs still resume."""
+    if not isinstance(saved, dict) or not isinstance(defaults, dict):
+        return saved
+    return {**defaults, **{k: _with_defaults(v, defaults.get(k)) for k, v in saved.items()}}
+
+
+def _comparable(identity: dict, defaults: dict | None = None) -> dict:
+    """The part of an identity that decides sameness: the config (completed from ``defaults``, the
+    current config class's defaults) and the inputs' hashes."""
     inputs = {name: item["sha256"] for name, item in identity.get("inputs", {}).items()}
-    return {"config": identity.get("config"), "inputs": inputs}
+    return {"config": _with_defaults(identity.get("config"), defaults), "inputs": inputs}
 
 
 @dataclasses.dataclass
 class RunDirectory:
     """``with RunDirectory(out, identity, force) as path:`` opens ``out`` for a run with ``identity``
-    ({"config": ..., "inputs": input_files(...)}) and settles the marker when the block ends."""
+    ({"config": ..., "inputs": input_files(...), optionally "defaults": the config class's defaults, which
+    complete the config saved by an older fastadapt}) and settles the marker when the block ends."""
 
     path: Path
     identity: dict
@@ -148,10 +158,11 @@ class RunDirectory:
             if self.force:  # start afresh: the files fastadapt wrote go, the user's stay
                 self._remove_owned(marker)
                 marker = None
-            elif _comparable(marker.get("identity", {})) == _comparable(self.identity):
+            elif _comparable(marker.get("identity", {}), self.identity.get("defaults")) == _comparable(self.identity):
                 self.resumed = True
             else:
-                changes = _differences(_comparable(marker.get("identity", {})), _comparable(self.identity))
+                changes = _differences(_comparable(marker.get("identity", {}), self.identity.get("defaults")),
+                                       _comparable(self.identity))
                 raise RunDirectoryError(
                     f"{path} holds a fastadapt run with another config or data ({'; '.join(changes[:4])}"
                     f"{'; ...' if len(changes) > 4 else ''}); choose another --out, or pass --force to "

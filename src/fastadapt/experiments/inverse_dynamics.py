@@ -96,13 +96,13 @@ def prepare_data(config: PipelineConfig, directory: Path, progress: bool = True,
     if config.data == "schunk":
         train, held_out = split_halves(load_schunk(config.schunk_path or None, limits))
         return train, held_out, [held_out]
-    from fastadapt.sim import motions
-
     paths = {"meta-train": directory / "sine_train.npz", "meta-test": directory / "sine_test.npz"}
     paths.update({f"trial{t}": directory / f"pick_place_trial{t}.npz" for t in config.trials})
     if all(p.exists() for p in paths.values()):
         loaded = {k: load(p) for k, p in paths.items()}
     else:
+        from fastadapt.sim import motions  # PyBullet: only to simulate data the run directory lacks
+
         bar = tqdm(total=9 + len(config.trials), desc="simulate KUKA", disable=not progress, leave=False)
         loaded = {
             "meta-train": motions.sine_dataset(motions.META_TRAIN_FREQUENCIES, config.sine_duration,
@@ -132,6 +132,11 @@ def meta_train_losses(config: PipelineConfig, train, test, directory: Path, prog
     return results, trainer
 
 
+def trained_loss(name: str, result, joints: int):
+    """The loss object that goes with a meta-training result's parameters (a learned rate included)."""
+    return make_loss(name, joints, getattr(result.config, "learned_rate", False))
+
+
 def final_curves(trainer: MetaTrainer, results: dict) -> dict:
     """Fig. 3 c/d: MSE on meta-train and meta-test data during ``eval_steps`` steps with each final loss."""
     curves = {}
@@ -140,7 +145,7 @@ def final_curves(trainer: MetaTrainer, results: dict) -> dict:
     for split in trainer.task.eval_splits:
         curves[split] = {"mse": trainer.curves(make_loss("mse", joints), {}, split, key)}
         for name, result in results.items():
-            curves[split][name] = trainer.curves(make_loss(name, joints), result.loss_params, split, key)
+            curves[split][name] = trainer.curves(trained_loss(name, result, joints), result.loss_params, split, key)
     return curves
 
 
@@ -184,7 +189,7 @@ def online_methods(config: PipelineConfig, model, results, streams, starts, pret
     rate, scores, by_rate = best_rate(model, adam, oc.adam_grid, starts, streams)
     scratch[f"mse, adam best ({rate:g})"], grids["adam"] = scores, by_rate
     for name, result in results.items():
-        method = Method(name, make_loss(name, joints), result.loss_params, "sgd", oc.alpha)
+        method = Method(name, trained_loss(name, result, joints), result.loss_params, "sgd", oc.alpha)
         scratch[name] = online_scores(model, method, starts, streams)
 
     practitioner["pretrained, not adapted"] = online_scores(model, Method("pretrained", mse, {}, rate=0.0), pretrained, streams)
@@ -194,7 +199,7 @@ def online_methods(config: PipelineConfig, model, results, streams, starts, pret
     practitioner[f"pretrained + sgd best ({rate:g})"], grids["sgd-pretrained"] = scores, by_rate
     warm_rates = {}
     for name, result in results.items():
-        learned = lambda rate: Method(name, make_loss(name, joints), result.loss_params, "sgd", rate, "pretrained")
+        learned = lambda rate: Method(name, trained_loss(name, result, joints), result.loss_params, "sgd", rate, "pretrained")
         practitioner[f"pretrained + {name} ({oc.alpha:g})"] = online_scores(model, learned(oc.alpha), pretrained, streams)
         if validation is not None:
             rates = [oc.alpha * s for s in oc.warm_rate_scales]

@@ -113,7 +113,43 @@ LOSSES = {"mse": MSELoss, "mlp": MLPLoss, "structured": StructuredLoss, "state-d
 LEARNED_LOSSES = ("mlp", "structured", "state-dependent")
 
 
-def make_loss(name: str, num_joints: int):
+@dataclasses.dataclass(frozen=True)
+class LearnedRateLoss:
+    """A loss with a learned, log-parameterised step size r (one scalar, trained with phi):
+
+        L_r(phi; pred, target, state) = exp(r) L(phi; pred, target, state),
+
+    so SGD at rate alpha on L_r is SGD at alpha exp(r) on L: the inner rate is learned jointly with the
+    loss, multiplicatively (r = 0 at init: the rate starts at alpha), and can move by orders of
+    magnitude in a few meta-steps where a loss's own weights move additively. The parameters are the
+    inner loss's with one more entry, ``log_rate``; with ``mse`` inside, this meta-learns SGD's rate."""
+
+    inner: object
+
+    learned = True
+
+    @property
+    def name(self) -> str:
+        return self.inner.name
+
+    @property
+    def num_joints(self) -> int:
+        return self.inner.num_joints
+
+    def init(self, key):
+        return {**self.inner.init(key), "log_rate": jnp.zeros(())}
+
+    def rate_scale(self, params):
+        return jnp.exp(params["log_rate"])
+
+    def apply(self, params, pred, target, state=None):
+        inner = {k: v for k, v in params.items() if k != "log_rate"}
+        return self.rate_scale(params) * self.inner.apply(inner, pred, target, state)
+
+
+def make_loss(name: str, num_joints: int, learned_rate: bool = False):
+    """The loss called ``name``; with ``learned_rate``, wrapped in :class:`LearnedRateLoss`."""
     if name not in LOSSES:
         raise ValueError(f"unknown loss '{name}', expected one of {sorted(LOSSES)}")
-    return LOSSES[name](num_joints)
+    loss = LOSSES[name](num_joints)
+    return LearnedRateLoss(loss) if learned_rate else loss

@@ -54,6 +54,7 @@ class MetaTrainConfig(TrainerConfig):
     pretrain_steps: int = 3000
     pretrain_rate: float = 1e-3
     stream_batch: int = 5  # samples per step of the online meta-objective (update='online')
+    learned_rate: bool = False  # learn a log step size with the loss (fastadapt.losses.regression.LearnedRateLoss)
 
     def __post_init__(self):
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
@@ -222,7 +223,7 @@ def _warm_start_split(config: MetaTrainConfig, model, normalizer, train: Dataset
 def inverse_dynamics_trainer(config: MetaTrainConfig, train: Dataset, test: Dataset,
                              normalizer: Normalizer | None = None) -> MetaTrainer:
     """The one meta-trainer on the inverse-dynamics task, for the loss named in ``config.loss``."""
-    loss = make_loss(config.loss, train.num_joints)
+    loss = make_loss(config.loss, train.num_joints, config.learned_rate)
     require_learned(loss)
     return MetaTrainer(config, inverse_dynamics_task(config, train, test, normalizer), loss)
 
@@ -250,7 +251,7 @@ def load_loss(path):
     joints = int(stored["['normalizer']['y_mean']"].shape[0]) if stored["['normalizer']['y_mean']"].ndim == 1 else 0
     if joints < 1:
         raise CheckpointError(f"{path}: the normaliser has no joints")
-    loss = make_loss(config.loss, joints)
+    loss = make_loss(config.loss, joints, config.learned_rate)
     zeros = jnp.zeros(joints)
     template = {
         "loss_params": loss.init(jax.random.PRNGKey(0)),
