@@ -270,6 +270,38 @@ def test_online_meta_training_runs_resumes_and_refuses_streams_longer_than_the_d
         GenericTrainer(online_sine, sine.sine_task(online_sine), sine.meta_loss(online_sine))
 
 
+def test_online_evaluation_scores_each_batch_before_its_step_and_keeps_the_mean():
+    from fastadapt.meta.algorithm import inner_step, learning_curve
+
+    task, loss, phi, theta, *_ = _problem("structured")
+    stream = _stream(4)
+    scores, _ = learning_curve(task, loss, phi, 0.05, theta, stream, None)
+    manual, t = [], theta
+    for i in range(4):
+        batch = jax.tree.map(lambda a: a[i], stream)
+        manual.append(float(task.score(t, batch)))
+        t = inner_step(task, loss, 0.05, phi, t, batch)
+    manual.append(float(task.score(t, jax.tree.map(lambda a: a[3], stream))))
+    np.testing.assert_allclose(scores, manual, rtol=1e-5)
+
+    train, test = _smooth_dataset(2, 0), _smooth_dataset(1, 1)
+    trainer = MetaTrainer(dataclasses.replace(CONFIG, update="online", iters_max=2, batches_per_epoch=3, eval_steps=30),
+                          train, test)
+    task = trainer.task
+    assert task.eval_summary == "mean"
+    _, batches, eval_set = task.eval_problem("meta-test", jax.random.PRNGKey(0), 0, 30)
+    assert eval_set is None and batches.x.shape == (30, 5, 6)
+    flat = np.asarray(batches.x).reshape(150, 6)  # consecutive samples of one meta-test trajectory
+    start = int(np.flatnonzero(np.all(np.isclose(np.asarray(task.test.x), flat[0]), axis=1))[0])
+    np.testing.assert_allclose(flat, np.asarray(task.test.x)[start:start + 150])
+    curves = np.array([[1.0, 2.0, 3.0], [3.0, 4.0, 8.0]])
+    np.testing.assert_allclose(trainer.summary(curves), [2.0, 5.0])
+    with pytest.raises(ValueError, match="evaluates on streams of 200 steps x 5 samples = 1000 consecutive samples, "
+                                         "but the longest meta-train trajectory has 600; lower eval_steps"):
+        MetaTrainer(dataclasses.replace(CONFIG, update="online", iters_max=2, batches_per_epoch=3, eval_steps=200),
+                    train, test)
+
+
 def test_learned_rate_is_meta_trained_saved_and_loaded_with_the_loss(tmp_path):
     from fastadapt.losses.regression import LearnedRateLoss
 

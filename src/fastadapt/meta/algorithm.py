@@ -156,19 +156,21 @@ def meta_epoch(task, loss, meta_optimizer, alpha, iters_max, num_batches, update
 
 def learning_curve(task, loss, loss_params, alpha, theta0, batches, eval_set):
     """Algorithm 2 (meta-test): SGD at rate ``alpha`` on M_phi over ``batches``, scored by
-    ``task.score(theta, eval_set)`` before every step and after the last. Returns the scores
-    [steps + 1] and the trained parameters."""
+    ``task.score(theta, eval_set)`` before every step and after the last. With ``eval_set=None`` it is
+    the online protocol instead: each batch is scored before the step on it, and the last batch once more
+    after its step. Returns the scores [steps + 1] and the trained parameters."""
     opt = optax.sgd(alpha)
     grad_fn = jax.grad(functools.partial(learned_loss, task, loss, loss_params))
 
     def step(carry, batch):
         theta, opt_state = carry
-        score = task.score(theta, eval_set)
+        score = task.score(theta, batch if eval_set is None else eval_set)
         updates, opt_state = opt.update(grad_fn(theta, batch), opt_state, theta)
         return (optax.apply_updates(theta, updates), opt_state), score
 
     (theta, _), scores = jax.lax.scan(step, (theta0, opt.init(theta0)), batches)
-    return jnp.concatenate([scores, task.score(theta, eval_set)[None]]), theta
+    last = jax.tree.map(lambda a: a[-1], batches) if eval_set is None else eval_set
+    return jnp.concatenate([scores, task.score(theta, last)[None]]), theta
 
 
 def make_meta_optimizer(name: str, eta: float, clip: float = 0.0) -> optax.GradientTransformation:

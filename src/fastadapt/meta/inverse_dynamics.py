@@ -9,7 +9,10 @@ half-windows of the meta-train or the meta-test data and score the MSE on up to 
 Online meta-objective (``update='online'``, :func:`fastadapt.meta.algorithm.online_epoch`): each epoch
 plays one stretch of a meta-train trajectory as a stream of batches of ``stream_batch`` consecutive
 samples (5, the online protocol's), ``batches_per_epoch`` truncations of ``iters_max`` steps; by default
-as many truncations as fit into the longest meta-train trajectory.
+as many truncations as fit into the longest meta-train trajectory. The evaluations are online too:
+``eval_steps`` consecutive batches of ``stream_batch`` samples from a random start, each scored before
+the step on it, summarised by the mean (the online error the pipeline reports), so the loss kept is the
+one that streams best on the meta-train data.
 
 Warm start (``start='pretrained'``, beyond the paper): the loss is meta-trained for adapting models that
 are already trained, the practitioner's protocol. The meta-train trajectories are split alternately in
@@ -98,6 +101,8 @@ class InverseDynamicsTask:
     batch_size: int
     default_batches: int
     stream_batch: int
+    online_eval_starts: object = None  # update='online': (meta-train, meta-test) starts of evaluation streams
+    eval_summary: str = "final"  # "mean" for online evaluations (MetaTrainer.summary)
 
     eval_splits = ("meta-train", "meta-test")
 
@@ -135,11 +140,19 @@ class InverseDynamicsTask:
     score = task_loss
 
     def eval_problem(self, split: str, key, index, steps: int):
-        """A fresh (or the ``index``-th pretrained) model, ``steps`` random half-windows of ``split``."""
+        """A fresh (or the ``index``-th pretrained) model and ``steps`` random half-windows of ``split``
+        scored on its evaluation set, or, online, a stream of ``steps`` consecutive batches (no evaluation
+        set: each batch is scored before the step on it)."""
         samples, starts, eval_set = ((self.train, self.train_starts, self.eval_train) if split == "meta-train"
                                      else (self.test, self.test_starts, self.eval_test))
         init_key, pick_key = jax.random.split(key)
-        batches = gather_windows(samples, jax.random.choice(pick_key, starts, (steps,)), self.batch_size // 2)
+        if self.online_eval_starts is not None:
+            start = jax.random.choice(pick_key, self.online_eval_starts[0 if split == "meta-train" else 1])
+            window = gather_windows(samples, start[None], steps * self.stream_batch)
+            batches = Samples(window.x.reshape(steps, self.stream_batch, -1), window.y.reshape(steps, self.stream_batch, -1))
+            eval_set = None
+        else:
+            batches = gather_windows(samples, jax.random.choice(pick_key, starts, (steps,)), self.batch_size // 2)
         if self.start_params is None:
             theta0 = self.model.init(init_key)
         else:
@@ -154,8 +167,8 @@ class InverseDynamicsTask:
 jax.tree_util.register_dataclass(
     InverseDynamicsTask,
     data_fields=["train", "train_starts", "test", "test_starts", "eval_train", "eval_test", "normalizer", "start_params",
-                 "stream_starts"],
-    meta_fields=["model", "batch_size", "default_batches", "stream_batch"],
+                 "stream_starts", "online_eval_starts"],
+    meta_fields=["model", "batch_size", "default_batches", "stream_batch", "eval_summary"],
 )
 
 
@@ -180,9 +193,11 @@ def inverse_dynamics_task(config: MetaTrainConfig, train: Dataset, test: Dataset
     train_samples, test_samples = normalised_samples(train, normalizer), normalised_samples(test, normalizer)
     eval_key = jax.random.PRNGKey(config.seed + 10_000)
     default_batches = max(1, train.num_samples // config.batch_size)
-    stream_starts = None
+    stream_starts = online_eval_starts = None
     if config.update == "online":
         default_batches, stream_starts = _stream_plan(config, train)
+        online_eval_starts = tuple(_evaluation_stream_starts(config, data, name)
+                                   for data, name in ((train, "meta-train"), (test, "meta-test")))
     return InverseDynamicsTask(
         train=train_samples, train_starts=jnp.asarray(window_starts(train, config.batch_size)),
         test=test_samples, test_starts=jnp.asarray(window_starts(test, config.batch_size // 2)),
@@ -190,7 +205,19 @@ def inverse_dynamics_task(config: MetaTrainConfig, train: Dataset, test: Dataset
         eval_test=_eval_set(test_samples, config.eval_points, eval_key),
         normalizer=normalizer, start_params=start_params, stream_starts=stream_starts, model=model,
         batch_size=config.batch_size, default_batches=default_batches, stream_batch=config.stream_batch,
+        online_eval_starts=online_eval_starts, eval_summary="final" if online_eval_starts is None else "mean",
     )
+
+
+def _evaluation_stream_starts(config: MetaTrainConfig, data: Dataset, name: str) -> jnp.ndarray:
+    """Starts of the online evaluations' streams of ``eval_steps`` batches of ``stream_batch`` samples."""
+    needed = config.eval_steps * config.stream_batch
+    longest = max(len(traj) for traj in data)
+    if needed > longest:
+        raise ValueError(f"update=online evaluates on streams of {config.eval_steps} steps x {config.stream_batch} "
+                         f"samples = {needed} consecutive samples, but the longest {name} trajectory has {longest}; "
+                         "lower eval_steps")
+    return jnp.asarray(window_starts(data, needed))
 
 
 def _stream_plan(config: MetaTrainConfig, train: Dataset) -> tuple[int, jnp.ndarray]:

@@ -107,16 +107,22 @@ class MetaTrainer:
         c = self.config
         return _curves(self.task, loss, loss_params, split, key, c.eval_steps, c.alpha, c.eval_seeds)
 
+    def summary(self, curves) -> np.ndarray:
+        """What an evaluation run scores [runs]: its final score, or, for a task whose ``eval_summary`` is
+        ``"mean"`` (online evaluations, each batch scored before the step on it), the mean over the run."""
+        curves = np.asarray(curves)
+        return curves.mean(-1) if getattr(self.task, "eval_summary", "final") == "mean" else curves[:, -1]
+
     def evaluate(self, state: MetaState, epoch: int) -> dict:
-        """Final score after ``eval_steps`` steps with each seed's current loss, per split: mean and std
-        over the evaluation seeds, one entry per loss seed."""
+        """Each seed's current loss scored by :meth:`summary` after ``eval_steps`` steps, per split: mean
+        and std over the evaluation seeds, one entry per loss seed."""
         result = {}
         for split in self.task.eval_splits:
             key = jax.random.fold_in(jax.random.PRNGKey(self.config.seed + 1), epoch)
             finals = []
             for s in range(self.config.seeds):
                 params = jax.tree.map(lambda a: a[s], state.loss_params)
-                finals.append(self.curves(self.loss, params, split, key)[:, -1])
+                finals.append(self.summary(self.curves(self.loss, params, split, key)))
             finals = np.stack(finals)
             result[split] = {"mean": finals.mean(1).tolist(), "std": finals.std(1).tolist()}
         return result
@@ -125,7 +131,7 @@ class MetaTrainer:
         """The same evaluation for the task's fixed loss (a constant line in the meta-train figures)."""
         result = {}
         for split in self.task.eval_splits:
-            finals = self.curves(self.task.baseline_loss, {}, split, jax.random.PRNGKey(self.config.seed + 1))[:, -1]
+            finals = self.summary(self.curves(self.task.baseline_loss, {}, split, jax.random.PRNGKey(self.config.seed + 1)))
             result[split] = {"mean": float(finals.mean()), "std": float(finals.std())}
         return result
 

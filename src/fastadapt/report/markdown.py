@@ -36,7 +36,10 @@ def pipeline_report(metrics: dict, figures: list[Path]) -> str:
         "",
         "## Meta-training (Fig. 3 a, b)",
         "",
-        "The loss kept is the one of the evaluation epoch with the lowest meta-train MSE (selected epoch).",
+        "The loss kept is the one of the evaluation epoch with the lowest meta-train MSE (selected epoch)."
+        + (f" Online meta-objective: the evaluations stream {config['meta']['eval_steps']} batches of "
+           f"{config['meta']['stream_batch']} samples and report the mean online MSE."
+           if config["meta"].get("update") == "online" else ""),
         "",
         "| loss | epochs | selected epoch | MSE after training, meta-train | meta-test | plain MSE loss: meta-train | meta-test |",
         "|---|---|---|---|---|---|---|",
