@@ -20,9 +20,11 @@ With M = 1 both options are the same update. A third objective matches the onlin
 b_0, b_1, ..., each step theta_{t+1} = theta_t - alpha * grad M_phi(b_t) is scored on the *next* batch,
 L_T(theta_{t+1}, b_{t+1}) (the error a model makes before it sees b_{t+1}), and phi is updated after every
 T = M steps from the mean of those scores, backpropagated through the T steps (truncated
-backpropagation); theta is carried on across truncations, not reset. ``eta`` is applied by an optax optimizer (plain SGD as in
-the papers, Adam optionally). One epoch draws ``num_batches`` batches and runs under ``lax.scan``; the
-trainer runs seeds side by side under ``vmap``. The task interface is in :mod:`fastadapt.meta.task`.
+backpropagation); theta is carried on across truncations, not reset.
+
+``eta`` is applied by an optax optimizer (plain SGD as in the papers, Adam optionally). One epoch draws
+``num_batches`` batches and runs under ``lax.scan``; the trainer runs seeds side by side under ``vmap``.
+The task interface is in :mod:`fastadapt.meta.task`.
 """
 
 from __future__ import annotations

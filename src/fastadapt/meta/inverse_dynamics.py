@@ -127,8 +127,11 @@ class InverseDynamicsTask:
     def meta_stream(self, key, steps: int) -> Samples:
         """``steps`` consecutive batches [steps, stream_batch, ...] of one meta-train trajectory, from a
         random start."""
-        start = jax.random.choice(key, self.stream_starts)
-        window = gather_windows(self.train, start[None], steps * self.stream_batch)
+        return self._stream(self.train, jax.random.choice(key, self.stream_starts), steps)
+
+    def _stream(self, samples: Samples, start, steps: int) -> Samples:
+        """``steps`` batches of ``stream_batch`` consecutive samples from ``start``: [steps, stream_batch, ...]."""
+        window = gather_windows(samples, start[None], steps * self.stream_batch)
         return Samples(window.x.reshape(steps, self.stream_batch, -1), window.y.reshape(steps, self.stream_batch, -1))
 
     def loss_inputs(self, theta, batch: Samples):
@@ -147,10 +150,8 @@ class InverseDynamicsTask:
                                      else (self.test, self.test_starts, self.eval_test))
         init_key, pick_key = jax.random.split(key)
         if self.online_eval_starts is not None:
-            start = jax.random.choice(pick_key, self.online_eval_starts[0 if split == "meta-train" else 1])
-            window = gather_windows(samples, start[None], steps * self.stream_batch)
-            batches = Samples(window.x.reshape(steps, self.stream_batch, -1), window.y.reshape(steps, self.stream_batch, -1))
-            eval_set = None
+            starts = self.online_eval_starts[0 if split == "meta-train" else 1]
+            batches, eval_set = self._stream(samples, jax.random.choice(pick_key, starts), steps), None
         else:
             batches = gather_windows(samples, jax.random.choice(pick_key, starts, (steps,)), self.batch_size // 2)
         if self.start_params is None:
