@@ -1,10 +1,11 @@
 """Quality benchmark: the full pipeline on simulated pick-and-place and on the real Schunk logs.
 
-Runs ``fastadapt run sim`` and ``fastadapt run schunk`` (resumable run directories under runs/bench-*)
-and prints, for each, the mean online MSE of every method relative to the best-tuned SGD and Adam
-baselines (from scratch) and the practitioner's protocol relative to the pretrained model left alone.
+Runs ``fastadapt run sim`` and ``fastadapt run schunk`` (resumable run directories under runs/bench-*,
+or ``--out DIR`` for one dataset) and prints, for each, the Table I of both protocols (mean and std per
+phase over trials x seeds), and the mean online MSE of every method relative to the best-tuned SGD and
+Adam baselines (from scratch), to the better of them and to the pretrained model left alone (pretrained).
 
-Usage: python benchmarks/quality.py [sim|schunk ...] [key=value ...]
+Usage: python benchmarks/quality.py [sim|schunk|sim2real ...] [--out DIR] [key=value ...]
 """
 
 from __future__ import annotations
@@ -14,27 +15,39 @@ import sys
 from pathlib import Path
 
 from fastadapt.cli import main as cli
+from fastadapt.report.markdown import phase_table_markdown
 
 
 def table(metrics: dict) -> str:
-    lines = ["| method (from a random model) | mean online MSE | / best SGD | / best Adam |", "|---|---|---|---|"]
+    relative = metrics["relative_to_baselines"]
+    lines = ["Table I, from a random model:", "", phase_table_markdown(metrics["online"]["from scratch"]), "",
+             "Table I, from the pretrained model:", "", phase_table_markdown(metrics["online"]["pretrained"]), "",
+             "| method (from a random model) | mean online MSE | / best SGD | / best Adam | / the better (+- seed spread) |",
+             "|---|---|---|---|---|"]
     scratch = metrics["online"]["from scratch"]
-    for name, rel in metrics["relative_to_baselines"].items():
-        lines.append(f"| {name} | {scratch[name]['overall']:.4g} | {rel['vs_best_sgd']:.3g} | {rel['vs_best_adam']:.3g} |")
+    for name, rel in relative["from scratch"].items():
+        tuned = rel["vs_best_tuned"]
+        lines.append(f"| {name} | {scratch[name]['overall']:.4g} | {rel['vs_best_sgd']:.3g} | {rel['vs_best_adam']:.3g}"
+                     f" | {tuned['ratio']:.3g} +- {tuned['seed_std']:.2g} |")
     pre = metrics["online"]["pretrained"]
-    alone = pre["pretrained, not adapted"]["overall"]
-    lines += ["", "| method (from the pretrained model) | mean online MSE | / pretrained, not adapted |", "|---|---|---|"]
+    lines += ["", "| method (from the pretrained model) | mean online MSE | / the better tuned | / pretrained, not adapted |",
+              "|---|---|---|---|"]
     for name, v in pre.items():
-        lines.append(f"| {name} | {v['overall']:.4g} | {v['overall'] / alone:.3g} |")
+        rel = relative["pretrained"][name]
+        lines.append(f"| {name} | {v['overall']:.4g} | {rel['vs_best_tuned']['ratio']:.3g} | {rel['vs_not_adapted']['ratio']:.3g} |")
     return "\n".join(lines)
 
 
 def main(argv):
-    datasets = [a for a in argv if a in ("sim", "schunk")] or ["sim", "schunk"]
+    out_dir = argv[argv.index("--out") + 1] if "--out" in argv else None
+    datasets = [a for a in argv if a in ("sim", "schunk", "sim2real")] or ["sim", "schunk"]
     overrides = [a for a in argv if "=" in a]
+    if out_dir and len(datasets) > 1:
+        print("--out takes one dataset", file=sys.stderr)
+        return 2
     for data in datasets:
-        out = Path("runs") / f"bench-{data}"
-        code = cli(["run", data, "--out", str(out), *overrides])
+        out = Path(out_dir or Path("runs") / f"bench-{data}")
+        code = cli(["run", data, "--out", str(out), "--no-progress", *overrides])
         if code:
             return code
         metrics = json.loads((out / "metrics.json").read_text())

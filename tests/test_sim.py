@@ -62,3 +62,25 @@ def test_sensor_noise_option():
     noisy = motions.sine_dataset((0.05,), duration=1.0, noise=True)
     diff = noisy[0].tau - clean[0].tau
     assert 0.05 < diff.std() < 0.2
+
+
+def test_payload_sine_motions_change_the_dynamics_mid_stream():
+    """Payloads 0, m1, 0, m2 on four equal segments of one continuous sine motion: the unloaded model's
+    inverse dynamics reproduces tau before the first attach and misses it while a payload is held."""
+    (traj,) = motions.payload_sine_dataset((0.05,), duration=2.0, changes=3, seed=4)
+    payloads = motions.payload_schedule(3, np.random.default_rng(4))
+    assert payloads[0] == payloads[2] == 0.0 and all(0.3 <= m <= 1.5 for m in payloads[1::2])
+    assert traj.payload == max(payloads) and traj.phase.endswith("/".join(f"{m:.2f}" for m in payloads))
+    assert len(traj) == 480 and np.all(np.diff(traj.t) > 0)
+    assert np.abs(np.diff(traj.q, axis=0)).max() < 0.01  # tracked straight through the changes, no reset
+    plain = motions.sine_dataset((0.05,), duration=2.0)[0]
+    np.testing.assert_allclose(traj.tau[:120], plain.tau[:120])  # nothing held in the first segment
+    with KukaSim() as sim:
+        def miss(k):
+            tau = pybullet.calculateInverseDynamics(sim.model, traj.q[k].tolist(), traj.qd[k].tolist(),
+                                                    traj.qdd[k].tolist(), physicsClientId=sim.model_client)
+            return np.abs(np.array(tau) - traj.tau[k]).max()
+        assert miss(60) < 0.05
+        assert miss(180) > 1.0 and miss(420) > 1.0
+    with pytest.raises(ValueError, match="at least 1 payload change, got changes=0"):
+        motions.payload_sine_dataset((0.05,), duration=1.0, changes=0)

@@ -1,7 +1,7 @@
 """The ``fastadapt`` command line.
 
     fastadapt demo [--quick] [--out DIR] [key=value ...]     simulated end-to-end pipeline
-    fastadapt run sim|schunk [--quick] [--out DIR] [key=value ...]
+    fastadapt run sim|schunk|sim2real [--quick] [--out DIR] [key=value ...]
     fastadapt data sine|pick-place OUT [--noise] [--force]  simulate and save (.npz or .csv)
     fastadapt data inspect PATH                              validate and summarise a data file
     fastadapt data convert IN OUT [--force]                  npz <-> csv
@@ -207,13 +207,14 @@ def _adapt_summary(config: AdaptConfig, meta_config, loss, loss_params, normaliz
 
 
 def cmd_keys(args) -> int:
-    """The keys of one experiment: demo/sim (default), schunk, meta-train, adapt, an lrmem or an ml3 experiment
+    """The keys of one experiment: demo/sim (default), schunk, sim2real, meta-train, adapt, an lrmem or an ml3 experiment
     (``ml3-sine``, or ``sine`` where the name is not an lrmem one)."""
     from fastadapt.experiments.inverse_dynamics import PipelineConfig
     from fastadapt.meta.inverse_dynamics import MetaTrainConfig
 
     name = args.experiment or "demo"
     configs = {"demo": PipelineConfig(), "sim": PipelineConfig(), "schunk": PipelineConfig(data="schunk"),
+               "sim2real": PipelineConfig(data="sim2real"),
                "meta-train": MetaTrainConfig(), "adapt": AdaptConfig()}
     registered = {n: (family, n) for family in ("ml3", "lrmem") for n in _registry(family).EXPERIMENTS}
     registered.update({f"ml3-{n}": ("ml3", n) for n in _registry("ml3").EXPERIMENTS})
@@ -264,8 +265,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("overrides", nargs="*", metavar="key=value", help="config overrides, e.g. meta.epochs=300")
 
     pipeline_args(sub.add_parser("demo", help="the simulated end-to-end pipeline"))
-    run = sub.add_parser("run", help="the pipeline on simulated (sim) or real Schunk (schunk) data")
-    run.add_argument("data", choices=["sim", "schunk"])
+    run = sub.add_parser("run", help="the pipeline on simulated (sim), real Schunk (schunk) data, or Sim2Real on a "
+                                      "simulated reality gap (sim2real)")
+    run.add_argument("data", choices=["sim", "schunk", "sim2real"])
     pipeline_args(run)
     limit_arg(run)
 
@@ -301,7 +303,7 @@ def build_parser() -> argparse.ArgumentParser:
     pipeline_args(ml3)
 
     keys = sub.add_parser("keys", help="list the config keys of an experiment (default: the demo pipeline)")
-    keys.add_argument("experiment", nargs="?", help="demo, sim, schunk, meta-train, adapt, an lrmem or an ml3 experiment")
+    keys.add_argument("experiment", nargs="?", help="demo, sim, schunk, sim2real, meta-train, adapt, an lrmem or an ml3 experiment")
     return parser
 
 

@@ -35,6 +35,9 @@ class OnlineConfig:
     # practitioner's protocol: the learned losses' rate alpha * scale, scale chosen by online validation
     # on the meta-train data only (see fastadapt.experiments.inverse_dynamics.warm_start_validation)
     warm_rate_scales: tuple[float, ...] = (1.0, 0.3, 0.1, 0.03, 0.01)
+    # also step each learned loss by the learning-rate memory (MetaGD: one memory per layer, M = 200,
+    # memory rate 0.005, clip 1, every local rate starting at alpha), from a random model
+    memory: bool = False
     seed: int = 0
 
     def __post_init__(self):

@@ -101,6 +101,59 @@ def online(directory: Path, protocols: dict, stream, dt: float, batch_size: int)
     return save_figure(fig, directory / "fig5_online_adaptation.png")
 
 
+def payload_change_points(stream, stream_set) -> list[tuple[int, str]]:
+    """(first batch, label) of each phase whose payload differs from the phase before it."""
+    points = []
+    bounds = np.flatnonzero(np.diff(stream.segment)) + 1
+    for b in bounds:
+        before, after = stream_set[int(stream.segment[b - 1])], stream_set[int(stream.segment[b])]
+        if before.payload != after.payload:
+            verb = "attached" if after.payload > before.payload else "detached"
+            points.append((int(b), f"{abs(after.payload - before.payload):.3g} kg {verb} ({after.phase})"))
+    return points
+
+
+def compared_methods(methods: dict, prefixes, best_learned: str | None) -> dict:
+    """The best learned loss and the tuned baselines (names starting with ``prefixes``) of one protocol."""
+    chosen = {best_learned: methods[best_learned]} if best_learned in methods else {}
+    for prefix in prefixes:
+        chosen.update({name: scores for name, scores in methods.items() if name.startswith(prefix)})
+    return chosen
+
+
+def payload_changes(directory: Path, protocols: dict, best_learned: dict, stream, stream_set, dt: float,
+                    batch_size: int, before: float = 1.0, after: float = 2.0) -> Path | None:
+    """Online MSE against time around each payload change (from ``before`` s ahead to ``after`` s past
+    it): the best learned loss against SGD and Adam on MSE with rates tuned on the stream, per protocol;
+    mean over trials x seeds with the min..max over them shaded. None if the stream has no change."""
+    points = payload_change_points(stream, stream_set)
+    if not points:
+        return None
+    prefixes = {"from scratch": ("mse, sgd best", "mse, adam best"),
+                "pretrained": ("pretrained + sgd best", "pretrained + adam best")}
+    seconds_per_batch = batch_size * dt
+    lo, hi = int(round(before / seconds_per_batch)), int(round(after / seconds_per_batch))
+    fig, axes = plt.subplots(len(protocols), len(points), figsize=(5.5 * len(points), 3.4 * len(protocols)),
+                             squeeze=False, sharey="row", constrained_layout=True)
+    for row, (protocol, methods) in zip(axes, protocols.items()):
+        chosen = compared_methods(methods, prefixes.get(protocol, ()), best_learned.get(protocol, {}).get("method"))
+        for ax, (batch, label) in zip(row, points):
+            start, stop = max(batch - lo, 0), min(batch + hi, len(stream.segment))
+            seconds = (np.arange(start, stop) - batch) * seconds_per_batch
+            for i, (name, scores) in enumerate(chosen.items()):
+                runs = scores.reshape(-1, scores.shape[-1])[:, start:stop]
+                ax.plot(seconds, _smooth(runs.mean(0), 5), color=f"C{i}", label=name, lw=1.3)
+                ax.fill_between(seconds, runs.min(0), runs.max(0), color=f"C{i}", alpha=0.15)
+            ax.axvline(0.0, color="k", lw=0.6)
+            ax.set_yscale("log")
+            ax.set_title(f"{protocol}: {label}", fontsize=9)
+        row[0].set_ylabel("online MSE")
+        row[0].legend(fontsize=7, loc="upper left")
+    for ax in axes[-1]:
+        ax.set_xlabel("time from the change (s)")
+    return save_figure(fig, directory / "fig_payload_changes.png")
+
+
 def structured_weights(directory: Path, loss_params, joints: int) -> Path:
     """Fig. 7: the structured loss's weight phi_j per joint."""
     weights = np.asarray(make_loss("structured", joints).weights(loss_params))
@@ -141,7 +194,8 @@ def state_dependent_weights(directory: Path, loss_params, normalizer, stream_set
     return save_figure(fig, directory / "fig8_state_dependent_weights.png")
 
 
-def pipeline_figures(directory, config, results, curves, protocols, stream, normalizer, stream_sets) -> list[Path]:
+def pipeline_figures(directory, config, results, curves, protocols, stream, normalizer, stream_sets,
+                     best_learned=None) -> list[Path]:
     directory = Path(directory)
     dt = stream_sets[0][0].dt
     files = [
@@ -149,10 +203,14 @@ def pipeline_figures(directory, config, results, curves, protocols, stream, norm
         learning_curves(directory, curves),
         online(directory, protocols, stream, dt, config.online.batch_size),
     ]
+    around_changes = payload_changes(directory, protocols, best_learned or {}, stream, stream_sets[0], dt,
+                                     config.online.batch_size)
+    if around_changes is not None:
+        files.append(around_changes)
     if "structured" in results:
         files.append(structured_weights(directory, results["structured"].loss_params, normalizer.num_joints))
     if "state-dependent" in results:
-        phase = "reach" if config.data == "sim" else stream_sets[0][0].phase
+        phase = "reach" if config.data != "schunk" else stream_sets[0][0].phase
         files.append(state_dependent_weights(directory, results["state-dependent"].loss_params, normalizer,
                                              stream_sets, phase))
     return files

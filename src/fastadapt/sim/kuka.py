@@ -14,6 +14,10 @@ applies it to the plant in torque mode and steps the plant by ``dt``. The record
 realised one, ``qdd[t] = (qd[t+1] - qd[t]) / dt``, so each sample (q, qd, qdd, tau) is a true sample of
 the plant's inverse dynamics. A payload changes the plant, not the labels: the model does not know it,
 the PD term and the realised motion absorb the difference.
+
+With a :class:`~fastadapt.sim.reality_gap.RealityGap` the plant becomes a "real" robot that differs from
+the nominal one in that module's listed ways (masses and inertias, friction with stiction, a one-tick
+delay, torque-sensor noise and offset); without one (the default) nothing changes.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import pybullet
 import pybullet_data
 
 from fastadapt.data.trajectory import Trajectory
+from fastadapt.sim.reality_gap import NONE, RealityGap
 
 URDF = "kuka_iiwa/model.urdf"
 NUM_JOINTS = 7
@@ -64,9 +69,10 @@ def _load_arm(client: int) -> int:
 class KukaSim:
     """A plant and a controller's model; use as a context manager (it owns two physics clients)."""
 
-    def __init__(self, dt: float = 1.0 / 240.0, gains: ControllerGains = ControllerGains()):
+    def __init__(self, dt: float = 1.0 / 240.0, gains: ControllerGains = ControllerGains(), gap: RealityGap = NONE):
         self.dt = dt
         self.gains = gains
+        self.gap = gap
         self.plant_client = pybullet.connect(pybullet.DIRECT)
         self.model_client = pybullet.connect(pybullet.DIRECT)
         for client in (self.plant_client, self.model_client):
@@ -81,9 +87,17 @@ class KukaSim:
             self.plant, range(NUM_JOINTS), pybullet.VELOCITY_CONTROL, forces=[0.0] * NUM_JOINTS,
             physicsClientId=self.plant_client,
         )
+        if gap.changes_masses:
+            for link, scale in enumerate(gap.mass_scale):
+                info = pybullet.getDynamicsInfo(self.plant, link, physicsClientId=self.plant_client)
+                pybullet.changeDynamics(self.plant, link, mass=info[0] * scale,
+                                        localInertiaDiagonal=(np.array(info[2]) * scale).tolist(),
+                                        physicsClientId=self.plant_client)
         info = pybullet.getDynamicsInfo(self.plant, END_EFFECTOR, physicsClientId=self.plant_client)
         self._ee_mass, self._ee_inertia = info[0], np.array(info[2])
         self._payload = 0.0
+        self._pending = None  # the command that reaches the plant at the next tick (one-tick delay)
+        self._sensor_rng = np.random.default_rng(gap.seed)
 
     def close(self) -> None:
         for client in (self.plant_client, self.model_client):
@@ -99,6 +113,7 @@ class KukaSim:
     # --- state -------------------------------------------------------------------------------------
     def reset(self, q, qd=None) -> None:
         qd = np.zeros(NUM_JOINTS) if qd is None else qd
+        self._pending = None
         for j in range(NUM_JOINTS):
             pybullet.resetJointState(self.plant, j, q[j], qd[j], physicsClientId=self.plant_client)
 
@@ -153,21 +168,36 @@ class KukaSim:
             )
         )
 
+    def _logged_torque(self, tau: np.ndarray) -> np.ndarray:
+        """What the torque sensor logs for the command ``tau``: plus the gap's offset and noise."""
+        if self.gap == NONE:
+            return tau
+        noise = self._sensor_rng.normal(0.0, self.gap.torque_noise, NUM_JOINTS) if self.gap.torque_noise else 0.0
+        return tau + np.asarray(self.gap.torque_offset) + noise
+
     def track(self, plan: Plan, t0: float = 0.0, source: str | None = None) -> tuple[Trajectory, float]:
         """Run one phase from the current state; returns the recorded trajectory and the end time."""
         self.set_payload(plan.payload)
         steps = plan.q.shape[0]
         record = {name: np.zeros((steps, NUM_JOINTS)) for name in ("q", "qd", "qdd", "tau")}
         q, qd = self.state()
+        gap = self.gap
         for k in range(steps):
             tau = self.control_torque(q, qd, plan.q[k], plan.qd[k], plan.qdd[k])
+            applied = tau if (gap.delay_ticks == 0 or self._pending is None) else self._pending
+            self._pending = tau
+            if gap.has_friction:  # implicit friction: a velocity motor held at 0 with at most F(qd)
+                pybullet.setJointMotorControlArray(
+                    self.plant, range(NUM_JOINTS), pybullet.VELOCITY_CONTROL, targetVelocities=[0.0] * NUM_JOINTS,
+                    forces=gap.friction_limit(qd).tolist(), physicsClientId=self.plant_client,
+                )
             pybullet.setJointMotorControlArray(
-                self.plant, range(NUM_JOINTS), pybullet.TORQUE_CONTROL, forces=tau.tolist(),
+                self.plant, range(NUM_JOINTS), pybullet.TORQUE_CONTROL, forces=applied.tolist(),
                 physicsClientId=self.plant_client,
             )
             pybullet.stepSimulation(physicsClientId=self.plant_client)
             q_next, qd_next = self.state()
-            record["q"][k], record["qd"][k], record["tau"][k] = q, qd, tau
+            record["q"][k], record["qd"][k], record["tau"][k] = q, qd, self._logged_torque(tau)
             record["qdd"][k] = (qd_next - qd) / self.dt
             q, qd = q_next, qd_next
         t = t0 + self.dt * np.arange(steps)

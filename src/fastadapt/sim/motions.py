@@ -18,6 +18,7 @@ import numpy as np
 from fastadapt.data.derivatives import smoothed_derivative
 from fastadapt.data.trajectory import Dataset, Trajectory
 from fastadapt.sim.kuka import Q_REST, KukaSim, Plan
+from fastadapt.sim.reality_gap import NONE, RealityGap
 
 SINE_AMPLITUDE = np.array([0.8, 0.4, 0.8, 0.5, 0.8, 0.6, 0.8])
 SINE_FREQUENCIES = tuple(round(0.01 * k, 2) for k in range(1, 10))
@@ -69,16 +70,63 @@ def add_sensor_noise(traj: Trajectory, rng: np.random.Generator, q_std=1e-3, qd_
 
 
 def sine_dataset(frequencies=SINE_FREQUENCIES, duration: float = 10.0, dt: float = 1.0 / 240.0,
-                 noise: bool = False, seed: int = 0, progress=None) -> Dataset:
-    """One sine-motion trajectory per frequency, each started at rest posture with the desired velocity."""
+                 noise: bool = False, seed: int = 0, progress=None, gap: RealityGap = NONE) -> Dataset:
+    """One sine-motion trajectory per frequency, each started at rest posture with the desired velocity
+    (on the robot with the simulated reality gap ``gap``, if one is given)."""
     rng = np.random.default_rng(seed)
     trajectories = []
-    with KukaSim(dt=dt) as sim:
+    with KukaSim(dt=dt, gap=gap) as sim:
         for frequency in frequencies:
             plan = sine_plan(frequency, duration, dt)
             sim.set_payload(0.0)
             sim.reset(plan.q[0], plan.qd[0])
             traj, _ = sim.track(plan, source=f"sim sine f={frequency}")
+            trajectories.append(add_sensor_noise(traj, rng) if noise else traj)
+            if progress is not None:
+                progress()
+    return Dataset(tuple(trajectories))
+
+
+PAYLOAD_RANGE = (0.3, 1.5)  # kg: the random payloads of the meta-train sine motions
+
+
+def payload_schedule(changes: int, rng: np.random.Generator, payload_range=PAYLOAD_RANGE) -> list[float]:
+    """``changes + 1`` payloads that alternate between none and a mass drawn uniformly from
+    ``payload_range``, starting with none: 0, m1, 0, m2, ..."""
+    low, high = payload_range
+    return [float(rng.uniform(low, high)) if i % 2 else 0.0 for i in range(changes + 1)]
+
+
+def payload_sine_dataset(frequencies=META_TRAIN_FREQUENCIES, duration: float = 10.0, dt: float = 1.0 / 240.0,
+                         changes: int = 3, payload_range=PAYLOAD_RANGE, noise: bool = False, seed: int = 0,
+                         progress=None, gap: RealityGap = NONE) -> Dataset:
+    """Sine motions during which a random payload is attached and detached mid-stream (meta-train data
+    for dynamics changes; the pick-and-place trials stay held out).
+
+    Each frequency's sine motion is cut into ``changes + 1`` equal segments carrying the payloads of
+    :func:`payload_schedule`. The plant carries the segment's payload, the controller's model never
+    does, and the motion is tracked straight through the changes (no reset), so the segments join into
+    one trajectory. Its ``payload`` field is the largest mass held; the phase label lists them all."""
+    if changes < 1:
+        raise ValueError(f"payload sine motions need at least 1 payload change, got changes={changes}")
+    rng = np.random.default_rng(seed)
+    trajectories = []
+    with KukaSim(dt=dt, gap=gap) as sim:
+        for frequency in frequencies:
+            plan = sine_plan(frequency, duration, dt)
+            payloads = payload_schedule(changes, rng, payload_range)
+            bounds = np.linspace(0, len(plan.q), changes + 2).round().astype(int)
+            sim.set_payload(0.0)
+            sim.reset(plan.q[0], plan.qd[0])
+            t0, segments = 0.0, []
+            for mass, start, stop in zip(payloads, bounds[:-1], bounds[1:]):
+                segment = Plan(plan.q[start:stop], plan.qd[start:stop], plan.qdd[start:stop], plan.label, mass)
+                traj, t0 = sim.track(segment, t0=t0)
+                segments.append(traj)
+            joined = {name: np.concatenate([getattr(s, name) for s in segments]) for name in ("t", "q", "qd", "qdd", "tau")}
+            label = f"{plan.label} payloads " + "/".join(f"{m:.2f}" for m in payloads)
+            traj = dataclasses.replace(segments[0], **joined, payload=max(payloads), phase=label,
+                                       source=f"sim sine f={frequency} with payloads {label.split()[-1]} kg")
             trajectories.append(add_sensor_noise(traj, rng) if noise else traj)
             if progress is not None:
                 progress()
@@ -101,11 +149,11 @@ def pick_and_place_plans(sim: KukaSim, object_xy, phase_duration: float, dt: flo
 
 def pick_and_place_dataset(trials=(0, 1, 2), phase_duration: float = 3.0, dt: float = 1.0 / 240.0,
                            noise: bool = False, seed: int = 0, object_mass: float = OBJECT_MASS,
-                           progress=None) -> list[Dataset]:
+                           progress=None, gap: RealityGap = NONE) -> list[Dataset]:
     """One Dataset of five phase trajectories per trial, in order (the model warm-starts across them)."""
     rng = np.random.default_rng(seed)
     result = []
-    with KukaSim(dt=dt) as sim:
+    with KukaSim(dt=dt, gap=gap) as sim:
         for trial in trials:
             plans = pick_and_place_plans(sim, TRIAL_OBJECTS[trial], phase_duration, dt)
             plans = [dataclasses.replace(p, payload=object_mass if p.payload else 0.0) for p in plans]
