@@ -75,6 +75,7 @@ from fastadapt.adapt.update_process import UpdateProcess
 from fastadapt.data.batches import Normalizer, Samples
 from fastadapt.data.trajectory import DEFAULT_LIMITS, DataError, Limits
 from fastadapt.losses import make_loss
+from fastadapt.losses.regression import scale_gradients
 
 
 class UpdateRejectedWarning(RuntimeWarning):
@@ -182,6 +183,12 @@ class Adapter:
         def objective(flat, flat_loss, batch):
             return loss_and_prediction(model, loss, unravel_loss(flat_loss), unravel(flat), batch)[0]
 
+        def gradient(flat, flat_loss, batch):  # on the flat vector, per-layer learned rates applied
+            grads = jax.grad(objective)(flat, flat_loss, batch)
+            if not getattr(loss, "layers", 0):
+                return grads
+            return jax.flatten_util.ravel_pytree(scale_gradients(loss, unravel_loss(flat_loss), unravel(grads)))[0]
+
         def all_finite(tree):
             leaves = [jnp.all(jnp.isfinite(a)) for a in jax.tree.leaves(tree) if jnp.issubdtype(a.dtype, jnp.inexact)]
             return functools.reduce(jnp.logical_and, leaves, jnp.bool_(True))
@@ -189,7 +196,7 @@ class Adapter:
         def step(state: _State, flat_loss, xy) -> _State:
             flat, opt_state = state.flat, state.opt_state
             batch = Samples(norm.inputs(xy[:, : 3 * joints]), norm.targets(xy[:, 3 * joints:]))
-            grads = jax.grad(objective)(flat, flat_loss, batch)
+            grads = gradient(flat, flat_loss, batch)
             if on_tree:
                 updates, new_state = opt.update(unravel(grads), opt_state, unravel(flat))
                 new_flat = flat + jax.flatten_util.ravel_pytree(updates)[0]

@@ -5,7 +5,7 @@ parameters (the MSE on batch k before the update, or on a fixed evaluation set),
 optimizer step on the training loss:
 
     score_k   = MSE(f_theta_k(x_k), y_k)          (or MSE on ``eval_set``)
-    g_k       = grad_theta L(phi; f_theta_k(x_k), y_k, s_k)
+    g_k       = grad_theta L(phi; f_theta_k(x_k), y_k, s_k)   (per-layer learned rates applied, if any)
     theta_k+1 = theta_k + optimizer_update(g_k)
 
 Online adaptation (score before update on streaming batches), the learning curves of Fig. 3 (score on
@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import optax
 
 from fastadapt.data.batches import Samples
+from fastadapt.losses.regression import scale_gradients
 
 OPTIMIZERS = {"sgd": optax.sgd, "adam": optax.adam}
 
@@ -49,6 +50,7 @@ def scan_updates(model, loss, opt: optax.GradientTransformation, loss_params, th
     def step(carry, batch):
         theta, opt_state = carry
         grads, pred = grad_fn(theta, batch)
+        grads = scale_gradients(loss, loss_params, grads)
         if per_joint:
             score = jnp.mean(jnp.square(pred - batch.y), axis=0)
         elif eval_set is None:

@@ -195,7 +195,7 @@ def sim2real_losses(config: PipelineConfig, directory: Path, progress: bool) -> 
 
 def trained_loss(result, joints: int):
     """The loss object that goes with a meta-training result's parameters (a learned rate included)."""
-    return make_loss(result.config.loss, joints, getattr(result.config, "learned_rate", False))
+    return result.config.make_loss(joints)
 
 
 def final_curves(trainer: MetaTrainer, results: dict) -> dict:

@@ -122,9 +122,15 @@ class LearnedRateLoss:
     so SGD at rate alpha on L_r is SGD at alpha exp(r) on L: the inner rate is learned jointly with the
     loss, multiplicatively (r = 0 at init: the rate starts at alpha), and can move by orders of
     magnitude in a few meta-steps where a loss's own weights move additively. The parameters are the
-    inner loss's with one more entry, ``log_rate``; with ``mse`` inside, this meta-learns SGD's rate."""
+    inner loss's with one more entry, ``log_rate``; with ``mse`` inside, this meta-learns SGD's rate.
+
+    With ``layers`` > 0 each of the model's layers also gets a learned log rate r_l (``log_layer_rates``,
+    0 at init), which no loss value can express: every step on this loss scales layer l's gradient by
+    exp(r_l) (:func:`scale_gradients`), so SGD at alpha steps layer l at alpha exp(r + r_l). The model
+    must be a list of ``layers`` layers (the inverse-dynamics MLP)."""
 
     inner: object
+    layers: int = 0
 
     learned = True
 
@@ -137,19 +143,34 @@ class LearnedRateLoss:
         return self.inner.num_joints
 
     def init(self, key):
-        return {**self.inner.init(key), "log_rate": jnp.zeros(())}
+        params = {**self.inner.init(key), "log_rate": jnp.zeros(())}
+        return {**params, "log_layer_rates": jnp.zeros((self.layers,))} if self.layers else params
 
     def rate_scale(self, params):
         return jnp.exp(params["log_rate"])
 
     def apply(self, params, pred, target, state=None):
-        inner = {k: v for k, v in params.items() if k != "log_rate"}
+        inner = {k: v for k, v in params.items() if k not in ("log_rate", "log_layer_rates")}
         return self.rate_scale(params) * self.inner.apply(inner, pred, target, state)
 
 
-def make_loss(name: str, num_joints: int, learned_rate: bool = False):
-    """The loss called ``name``; with ``learned_rate``, wrapped in :class:`LearnedRateLoss`."""
+def scale_gradients(loss, loss_params, grads):
+    """The gradient a step on ``loss`` takes: ``grads`` as they are, or, for a :class:`LearnedRateLoss`
+    with per-layer rates, layer l's gradient times exp(r_l)."""
+    layers = getattr(loss, "layers", 0)
+    if not layers:
+        return grads
+    if not isinstance(grads, (list, tuple)) or len(grads) != layers:
+        raise ValueError(f"per-layer learned rates need a model of {layers} layers (a list), got "
+                         f"{type(grads).__name__} of {len(grads) if isinstance(grads, (list, tuple)) else 'no'} layers")
+    scales = jnp.exp(loss_params["log_layer_rates"])
+    return [jax.tree.map(lambda g, s=scales[l]: s * g, layer) for l, layer in enumerate(grads)]
+
+
+def make_loss(name: str, num_joints: int, learned_rate: bool = False, layers: int = 0):
+    """The loss called ``name``; with ``learned_rate`` (or ``layers`` > 0: per-layer rates as well),
+    wrapped in :class:`LearnedRateLoss`."""
     if name not in LOSSES:
         raise ValueError(f"unknown loss '{name}', expected one of {sorted(LOSSES)}")
     loss = LOSSES[name](num_joints)
-    return LearnedRateLoss(loss) if learned_rate else loss
+    return LearnedRateLoss(loss, layers) if (learned_rate or layers) else loss

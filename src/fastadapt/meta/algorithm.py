@@ -36,6 +36,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from fastadapt.losses.regression import scale_gradients
+
 UPDATES = ("step", "unroll", "online")
 
 
@@ -49,9 +51,15 @@ def learned_loss(task, loss, loss_params, theta, batch):
     return loss.apply(loss_params, *task.loss_inputs(theta, batch))
 
 
+def loss_gradient(task, loss, loss_params, theta, batch):
+    """grad_theta M_phi on ``batch``, as a step takes it (per-layer learned rates applied, if any)."""
+    grads = jax.grad(functools.partial(learned_loss, task, loss, loss_params))(theta, batch)
+    return scale_gradients(loss, loss_params, grads)
+
+
 def inner_step(task, loss, alpha, loss_params, theta, batch):
     """theta - alpha * grad_theta M_phi(pred, target, extra) on ``batch``."""
-    grads = jax.grad(functools.partial(learned_loss, task, loss, loss_params))(theta, batch)
+    grads = loss_gradient(task, loss, loss_params, theta, batch)
     return jax.tree.map(lambda p, g: p - alpha * g, theta, grads)
 
 
@@ -162,7 +170,7 @@ def learning_curve(task, loss, loss_params, alpha, theta0, batches, eval_set):
     the online protocol instead: each batch is scored before the step on it, and the last batch once more
     after its step. Returns the scores [steps + 1] and the trained parameters."""
     opt = optax.sgd(alpha)
-    grad_fn = jax.grad(functools.partial(learned_loss, task, loss, loss_params))
+    grad_fn = functools.partial(loss_gradient, task, loss, loss_params)
 
     def step(carry, batch):
         theta, opt_state = carry

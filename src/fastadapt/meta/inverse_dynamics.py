@@ -58,6 +58,7 @@ class MetaTrainConfig(TrainerConfig):
     pretrain_rate: float = 1e-3
     stream_batch: int = 5  # samples per step of the online meta-objective (update='online')
     learned_rate: bool = False  # learn a log step size with the loss (fastadapt.losses.regression.LearnedRateLoss)
+    layer_rates: bool = False  # and one log step size per layer of the model (implies learned_rate)
 
     def __post_init__(self):
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
@@ -81,6 +82,10 @@ class MetaTrainConfig(TrainerConfig):
 
     def model(self, num_joints: int) -> InverseDynamicsMLP:
         return InverseDynamicsMLP(num_joints, self.hidden, self.activation)
+
+    def make_loss(self, num_joints: int):
+        """The loss these keys meta-train (with its learned scalar or per-layer step sizes, if any)."""
+        return make_loss(self.loss, num_joints, self.learned_rate, len(self.hidden) + 1 if self.layer_rates else 0)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -251,7 +256,7 @@ def _warm_start_split(config: MetaTrainConfig, model, normalizer, train: Dataset
 def inverse_dynamics_trainer(config: MetaTrainConfig, train: Dataset, test: Dataset,
                              normalizer: Normalizer | None = None) -> MetaTrainer:
     """The one meta-trainer on the inverse-dynamics task, for the loss named in ``config.loss``."""
-    loss = make_loss(config.loss, train.num_joints, config.learned_rate)
+    loss = config.make_loss(train.num_joints)
     require_learned(loss)
     return MetaTrainer(config, inverse_dynamics_task(config, train, test, normalizer), loss)
 
@@ -279,7 +284,7 @@ def load_loss(path):
     joints = int(stored["['normalizer']['y_mean']"].shape[0]) if stored["['normalizer']['y_mean']"].ndim == 1 else 0
     if joints < 1:
         raise CheckpointError(f"{path}: the normaliser has no joints")
-    loss = make_loss(config.loss, joints, config.learned_rate)
+    loss = config.make_loss(joints)
     zeros = jnp.zeros(joints)
     template = {
         "loss_params": loss.init(jax.random.PRNGKey(0)),
