@@ -303,7 +303,9 @@ def relative_to_baselines(summary: dict, learned: list[str]) -> dict:
       (``vs_best_sgd``, ``vs_best_adam``) and over the lower of the two (``vs_best_tuned``);
     * pretrained: each method over the better of pretrained + SGD / Adam tuned on the stream
       (``vs_best_tuned``) and over the pretrained model left alone (``vs_not_adapted``);
-    * best_learned: per protocol, the learned loss (``learned`` names, any rate) with the lowest error."""
+    * best_learned: per protocol, the learned loss (``learned`` names, any rate) with the lowest error;
+      choosing among a loss's variants (its rates, MetaGD) by this error looks at the stream, so this
+      entry is the best case, not a validated choice."""
     scratch, warm = summary["from scratch"], summary["pretrained"]
 
     def best(methods, prefix):
