@@ -98,6 +98,7 @@ class KukaSim:
         self._payload = 0.0
         self._pending = None  # the command that reaches the plant at the next tick (one-tick delay)
         self._sensor_rng = np.random.default_rng(gap.seed)
+        self._logs_exactly = gap == NONE  # no sensor offset or noise: log the command as it is
 
     def close(self) -> None:
         for client in (self.plant_client, self.model_client):
@@ -170,7 +171,7 @@ class KukaSim:
 
     def _logged_torque(self, tau: np.ndarray) -> np.ndarray:
         """What the torque sensor logs for the command ``tau``: plus the gap's offset and noise."""
-        if self.gap == NONE:
+        if self._logs_exactly:
             return tau
         noise = self._sensor_rng.normal(0.0, self.gap.torque_noise, NUM_JOINTS) if self.gap.torque_noise else 0.0
         return tau + np.asarray(self.gap.torque_offset) + noise
