@@ -9,6 +9,7 @@
     fastadapt adapt --loss LOSS.npz --stream PATH [--out DIR] [key=value ...]
     fastadapt lrmem rosenbrock|digits|id-batch|id-online [--quick] [--out DIR] [key=value ...]
     fastadapt ml3 sine [--quick] [--out DIR] [key=value ...]
+    fastadapt rl mbrl-pointmass|mbrl-reacher [--quick] [--out DIR] [key=value ...]
 """
 
 from __future__ import annotations
@@ -55,14 +56,15 @@ def run_identity(config, inputs: dict, section: str | None = None) -> dict:
 
 
 def _registry(family: str):
-    """The experiments of one paper: ``lrmem`` (the memory of learning rates) or ``ml3``."""
+    """The experiments of one paper: ``lrmem`` (the memory of learning rates), ``ml3`` or ML3's ``rl``."""
     import importlib
 
-    return importlib.import_module({"lrmem": "fastadapt.experiments.lrmem", "ml3": "fastadapt.ml3"}[family])
+    return importlib.import_module({"lrmem": "fastadapt.experiments.lrmem", "ml3": "fastadapt.ml3",
+                                    "rl": "fastadapt.rl"}[family])
 
 
 def cmd_experiment(args) -> int:
-    """``fastadapt lrmem NAME`` and ``fastadapt ml3 NAME``: one registered experiment into its run directory."""
+    """``fastadapt lrmem|ml3|rl NAME``: one registered experiment into its run directory."""
     from fastadapt.checkpoint import write_json
 
     module = _registry(args.command).experiment(args.name)
@@ -216,7 +218,7 @@ def cmd_keys(args) -> int:
     configs = {"demo": PipelineConfig(), "sim": PipelineConfig(), "schunk": PipelineConfig(data="schunk"),
                "sim2real": PipelineConfig(data="sim2real"),
                "meta-train": MetaTrainConfig(), "adapt": AdaptConfig()}
-    registered = {n: (family, n) for family in ("ml3", "lrmem") for n in _registry(family).EXPERIMENTS}
+    registered = {n: (family, n) for family in ("ml3", "lrmem", "rl") for n in _registry(family).EXPERIMENTS}
     registered.update({f"ml3-{n}": ("ml3", n) for n in _registry("ml3").EXPERIMENTS})
     if name in configs:
         config = configs[name]
@@ -231,7 +233,7 @@ def cmd_keys(args) -> int:
 
 COMMANDS = {"demo": lambda a: cmd_pipeline(a, "sim"), "run": lambda a: cmd_pipeline(a, a.data), "data": cmd_data,
             "meta-train": cmd_meta_train, "adapt": cmd_adapt, "lrmem": cmd_experiment,
-            "ml3": cmd_experiment, "keys": cmd_keys}
+            "ml3": cmd_experiment, "rl": cmd_experiment, "keys": cmd_keys}
 # what survives a Ctrl-C, per command
 ON_INTERRUPT = {
     "demo": "the last meta-training checkpoint is intact. Run the same command to resume",
@@ -239,6 +241,7 @@ ON_INTERRUPT = {
     "meta-train": "the last checkpoint is intact. Run the same command to resume",
     "lrmem": "simulated data already made is kept. Run the same command to go on",
     "ml3": "the last meta-training checkpoint is intact. Run the same command to resume",
+    "rl": "the last meta-training checkpoint is intact. Run the same command to resume",
 }
 
 
@@ -302,8 +305,12 @@ def build_parser() -> argparse.ArgumentParser:
     ml3.add_argument("name", choices=sorted(_registry("ml3").EXPERIMENTS))
     pipeline_args(ml3)
 
+    rl = sub.add_parser("rl", help="ML3 for reinforcement learning (Fig. 3, 4, 6)")
+    rl.add_argument("name", choices=sorted(_registry("rl").EXPERIMENTS))
+    pipeline_args(rl)
+
     keys = sub.add_parser("keys", help="list the config keys of an experiment (default: the demo pipeline)")
-    keys.add_argument("experiment", nargs="?", help="demo, sim, schunk, sim2real, meta-train, adapt, an lrmem or an ml3 experiment")
+    keys.add_argument("experiment", nargs="?", help="demo, sim, schunk, sim2real, meta-train, adapt, an lrmem, ml3 or rl experiment")
     return parser
 
 

@@ -11,6 +11,11 @@ The loss kept at the end is, per seed, the one of the evaluation with the lowest
 split (the meta-train data: model selection on training data only; the meta-test data is never used to
 choose). The meta-objective looks a few steps ahead of a young optimizee, while a loss is used for
 hundreds of steps, and the evaluation can get worse while the meta-objective still improves.
+
+A task may change between epochs (ML3's model-based RL refits its dynamics model P on rollouts of the
+policies the current loss trains, Algorithm 3): if it has ``refresh(epoch, loss, loss_params, config, key)
+-> task`` (same array shapes), the trainer calls it after every epoch, before the evaluation, and keeps
+the returned task in its checkpoint, so a resumed run goes on with the refreshed task.
 """
 
 from __future__ import annotations
@@ -97,15 +102,17 @@ class MetaTrainer:
         loss_params = jax.vmap(self.loss.init)(keys)
         return MetaState(loss_params, jax.vmap(self.meta_optimizer.init)(loss_params)), keys
 
-    def curves(self, loss, loss_params, split: str, key) -> np.ndarray:
-        """Scores [eval_seeds, eval_steps + 1] of fresh optimizees trained with ``loss`` on ``split``."""
-        return np.asarray(self.trained(loss, loss_params, split, key)[0])
+    def curves(self, loss, loss_params, split: str, key, alpha: float | None = None) -> np.ndarray:
+        """Scores [eval_seeds, eval_steps + 1] of fresh optimizees trained with ``loss`` on ``split`` (at
+        the inner rate, or at ``alpha``)."""
+        return np.asarray(self.trained(loss, loss_params, split, key, alpha)[0])
 
-    def trained(self, loss, loss_params, split: str, key):
+    def trained(self, loss, loss_params, split: str, key, alpha: float | None = None):
         """The same runs as :meth:`curves`: (scores [eval_seeds, eval_steps + 1], the trained optimizees'
         parameters stacked [eval_seeds, ...]), e.g. for a second metric of the final models."""
         c = self.config
-        return _curves(self.task, loss, loss_params, split, key, c.eval_steps, c.alpha, c.eval_seeds)
+        return _curves(self.task, loss, loss_params, split, key, c.eval_steps, c.alpha if alpha is None else alpha,
+                       c.eval_seeds)
 
     def summary(self, curves) -> np.ndarray:
         """What an evaluation run scores [runs]: its final score, or, for a task whose ``eval_summary`` is
@@ -176,6 +183,9 @@ class MetaTrainer:
             raise FloatingPointError(
                 f"meta-training of '{self.loss.name}' diverged at epoch {epoch + 1} (task loss {task_loss}); "
                 "try a smaller eta or alpha")
+        if self._refreshes:
+            key = jax.random.fold_in(jax.random.PRNGKey(c.seed + 2), epoch)
+            self.task = self.task.refresh(epoch + 1, self.loss, state.loss_params, c, key)
         history["epoch"].append(epoch + 1)
         history["task_loss"].append(task_loss.tolist())
         if (epoch + 1) % c.eval_every == 0 or epoch + 1 == c.epochs:
@@ -190,16 +200,24 @@ class MetaTrainer:
             on_epoch(epoch + 1, history)
         return state, best
 
+    @property
+    def _refreshes(self) -> bool:
+        return hasattr(self.task, "refresh")
+
+    def _checkpointed(self, state, keys, best) -> dict:
+        tree = {"state": state, "keys": keys, "best": best}
+        return {**tree, "task": self.task} if self._refreshes else tree
+
     def _save(self, directory: Path, state, keys, best, history, epoch: int) -> None:
         meta = {"config": config_dict(self.config), "epoch": epoch, "history": history}
-        save_pytree(directory / CHECKPOINT, {"state": state, "keys": keys, "best": best}, meta, keep_previous=True)
+        save_pytree(directory / CHECKPOINT, self._checkpointed(state, keys, best), meta, keep_previous=True)
 
     def _resume(self, directory: Path, state, keys, best, history):
         path = directory / CHECKPOINT
         if not path.exists():
             return state, keys, best, history, 0
         try:
-            tree, meta = load_pytree(path, {"state": state, "keys": keys, "best": best})
+            tree, meta = load_pytree(path, self._checkpointed(state, keys, best))
             epoch, history = int(meta["epoch"]), meta["history"]
         except (CheckpointError, KeyError, TypeError, ValueError) as error:
             raise CheckpointError(f"{error if isinstance(error, CheckpointError) else f'{path}: damaged ({error})'}. "
@@ -214,6 +232,8 @@ class MetaTrainer:
                 f"{path} was written with a different config {changed} (saved, requested); "
                 "use another run directory"
             )
+        if self._refreshes:
+            self.task = tree["task"]
         return tree["state"], tree["keys"], tree["best"], history, epoch
 
 

@@ -1,0 +1,23 @@
+"""ML3 for reinforcement learning (paper sections 3.2, 4.1.2, 4.1.3, 4.2.3, 4.2.4; Appendices A-C), as
+tasks of the one meta-trainer (:mod:`fastadapt.meta.trainer`).
+
+Each experiment module has a frozen ``Config``, ``quick(config)`` and ``run(config, directory, progress,
+log) -> metrics`` (figures, ``metrics.json``, ``report.md``), like :mod:`fastadapt.ml3`. The CLI reads this
+registry: ``fastadapt rl NAME [--quick] [key=value ...]``.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+EXPERIMENTS = {
+    "mbrl-pointmass": "fastadapt.rl.mbrl_pointmass",
+    "mbrl-reacher": "fastadapt.rl.mbrl_reacher",
+    "mountaincar": "fastadapt.rl.mountaincar",
+}
+
+
+def experiment(name: str):
+    if name not in EXPERIMENTS:
+        raise ValueError(f"unknown rl experiment '{name}', expected one of {sorted(EXPERIMENTS)}")
+    return importlib.import_module(EXPERIMENTS[name])
