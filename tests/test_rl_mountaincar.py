@@ -52,3 +52,14 @@ def test_mountaincar_command_writes_figure_and_metrics(tmp_path):
     assert len(metrics["ilqr_final_distance"]) <= 3 and metrics["outer_iterations"] == 4
     assert (tmp_path / "fig6ab_mountain_car.png").exists()
     assert main(["rl", "mountaincar", "--out", str(tmp_path / "bad"), "goal_position=-0.7"]) == 2
+
+
+def test_a_linear_policy_solves_the_car_but_the_shaped_loss_points_away_from_it_at_small_gains():
+    """What docs/RESULTS.md says of Fig. 6: u = tanh(k v / 0.07) reaches the goal for k = 3 and not for
+    k = 0.3, and the shaped task loss's gradient in k at k = 0.3 is positive (descent lowers k)."""
+    task = mountaincar.mountain_car_task(mountaincar.Config(), shaped=True)
+    policy = lambda k: {"w": jnp.asarray([[0.0], [k]]), "b": jnp.zeros(1)}
+    assert float(task.score(policy(3.0), None)) == 0.0
+    assert float(task.score(policy(0.3), None)) > 0.9
+    shaped_loss = lambda k: task.shaped_loss(task.rollout(policy(k))[0][1:, 0])
+    assert float(jax.grad(shaped_loss)(0.3)) > 0
