@@ -114,6 +114,11 @@ class MetaTrainer:
         return _curves(self.task, loss, loss_params, split, key, c.eval_steps, c.alpha if alpha is None else alpha,
                        c.eval_seeds)
 
+    def eval_sets(self, split: str, key):
+        """The ``eval_set`` of each run of :meth:`trained` with ``key`` (e.g. each run's goal), stacked."""
+        keys = _run_keys(key, self.config.eval_seeds)
+        return jax.vmap(lambda k, i: self.task.eval_problem(split, k, i, 1)[2])(keys, jnp.arange(self.config.eval_seeds))
+
     def summary(self, curves) -> np.ndarray:
         """What an evaluation run scores [runs]: its final score, or, for a task whose ``eval_summary`` is
         ``"mean"`` (online evaluations, each batch scored before the step on it), the mean over the run."""
@@ -289,4 +294,9 @@ def _curves(task, loss, loss_params, split: str, key, steps: int, alpha, seeds: 
         theta0, batches, eval_set = task.eval_problem(split, k, index, steps)
         return learning_curve(task, loss, loss_params, alpha, theta0, batches, eval_set)
 
-    return jax.vmap(one)(jax.random.split(key, seeds), jnp.arange(seeds))
+    return jax.vmap(one)(_run_keys(key, seeds), jnp.arange(seeds))
+
+
+def _run_keys(key, runs: int):
+    """The key of each evaluation run (one scheme for :func:`_curves` and :meth:`MetaTrainer.eval_sets`)."""
+    return jax.random.split(key, runs)

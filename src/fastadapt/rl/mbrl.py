@@ -300,8 +300,7 @@ def run(config: Config, directory, progress: bool = True, log=print) -> dict:
         runs = [trainer.trained(loss, seed_params(result, s), split, key) for s in range(config.seeds)]
         curves[split] = {"ML3": np.stack([np.asarray(r[0]) for r in runs]),
                          "task loss": trainer.curves(task.baseline_loss, {}, split, key, rate)}
-        goals = jax.vmap(lambda i: task.eval_problem(split, jax.random.split(key, config.eval_seeds)[i], i, 1)[2])(
-            jnp.arange(config.eval_seeds))
+        goals = trainer.eval_sets(split, key)
         best = runs[result.history["best_seed"]][1]
         states = jax.vmap(lambda th, g: task.system_rollout(th, g)[0])(best, goals)
         trajectories[split] = {"positions": np.asarray(task.env.position(states)), "goals": np.asarray(goals)}
