@@ -1,7 +1,8 @@
 """``key=value`` overrides for frozen-dataclass configs (nested with dots: ``meta.epochs=50``).
 
 Values are parsed by the field's type: int, float, bool (true/false/1/0/yes/no), str, and tuples written
-comma-separated (``losses=structured,state-dependent``, ``meta.hidden=128,128``).
+comma-separated (``losses=structured,state-dependent``, ``meta.hidden=128,128``), tuples of tuples with
+semicolons between them (``train_targets="0.6,0.35;-0.6,0.35"``, ``architectures="64;64,64"``).
 
 A key that does nothing is not offered. A config may name keys that never act in it (``inert_keys() ->
 {key: reason}``, e.g. the pipeline's ``meta.loss``, which its ``losses`` key decides): those are neither
@@ -29,7 +30,8 @@ def _parse(text: str, kind, key: str):
     origin = typing.get_origin(kind)
     if origin in (tuple, typing.Tuple):
         inner = typing.get_args(kind)[0]
-        parts = [p for p in text.split(",") if p.strip()]
+        nested = typing.get_origin(inner) in (tuple, typing.Tuple)
+        parts = [p for p in text.split(";" if nested else ",") if p.strip()]
         return tuple(_parse(p.strip(), inner, key) for p in parts)
     if origin is typing.Union or type(kind).__name__ == "UnionType":
         options = [a for a in typing.get_args(kind) if a is not type(None)]

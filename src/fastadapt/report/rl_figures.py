@@ -75,3 +75,53 @@ def mountain_car_figures(directory: Path, config, curves: dict, ilqr_finals: lis
     right.set_title("meta-test")
     right.legend(fontsize=8)
     return [save_figure(fig, directory / "fig6ab_mountain_car.png")]
+
+
+MFRL_COLORS = {"ML3": ML3_COLOR, "policy gradient": TASK_LOSS_COLOR, "PPO": "tab:purple"}
+
+
+def mfrl_figures(directory: Path, config, samples, performance: dict, architectures: dict) -> list[Path]:
+    """Fig. 4 a/b: performance on meta-test goals against environment samples, ML3 (mean over goals,
+    range over seeds), plain policy gradient and PPO (mean over goals); c/d: the same ML3 loss training
+    policies of other architectures (mean over goals, shaded: +- std over goals)."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    _band(left, samples, performance["ML3"].mean(1), MFRL_COLORS["ML3"], "ML3 loss")
+    for name in ("policy gradient", "PPO"):
+        left.plot(samples, performance[name].mean(0), color=MFRL_COLORS[name], label=name)
+    left.set_xlabel("environment samples")
+    left.set_ylabel("performance (higher is better)")
+    left.set_title(f"meta-test, {config.env}")
+    left.legend(fontsize=8)
+    updates = np.arange(len(samples))
+    for hidden, values in architectures.items():
+        label = f"{len(hidden)} layer{'s' if len(hidden) > 1 else ''} ({'x'.join(map(str, hidden))})"
+        mean, std = values.mean(0), values.std(0)
+        line, = right.plot(updates, mean, label=label)
+        right.fill_between(updates, mean - std, mean + std, color=line.get_color(), alpha=0.15)
+    right.set_xlabel("policy update")
+    right.set_ylabel("performance (higher is better)")
+    right.set_title("one ML3 loss, other policy architectures")
+    right.legend(fontsize=8)
+    return [save_figure(fig, directory / f"fig4_mfrl_{config.env}.png")]
+
+
+def demo_figures(directory: Path, config, curves: dict, paths: dict, expert_paths) -> list[Path]:
+    """Fig. 6 c: the training targets (blue, with the experts' paths, dashed) and the meta-test targets
+    (orange, with the paths of policies trained by the ML3 loss); d: the final distance on the meta-test
+    targets along training, ML3 (mean over targets, range over seeds) against behavioural cloning."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for i, path in enumerate(expert_paths):
+        left.plot(path[:, 0], path[:, 1], "--", color=SPLIT_COLORS["meta-train"], lw=1,
+                  label="expert (iLQR), training targets" if i == 0 else None)
+    trajectories(left, {"meta-test": paths["meta-test"]}, f"policies after {config.eval_steps} ML3 steps")
+    for goal in config.train_targets:
+        left.plot(*goal, "o", color=SPLIT_COLORS["meta-train"], ms=6)
+    c = curves["meta-test"]
+    steps = np.arange(c["task loss"].shape[-1])
+    _band(right, steps, c["ML3"].mean(1), ML3_COLOR, "ML3 loss (shaped by demonstrations)")
+    right.plot(steps, c["task loss"].mean(0), color=TASK_LOSS_COLOR, label="behavioural cloning")
+    right.set_xlabel("policy update")
+    right.set_ylabel("final distance to a new target")
+    right.set_title("meta-test targets")
+    right.legend(fontsize=8)
+    return [save_figure(fig, directory / "fig6cd_demonstrations.png")]

@@ -13,7 +13,10 @@ import importlib
 EXPERIMENTS = {
     "mbrl-pointmass": "fastadapt.rl.mbrl_pointmass",
     "mbrl-reacher": "fastadapt.rl.mbrl_reacher",
+    "mfrl-reacher": "fastadapt.rl.mfrl_reacher",
+    "mfrl-ant": "fastadapt.rl.mfrl_ant",
     "mountaincar": "fastadapt.rl.mountaincar",
+    "demos": "fastadapt.rl.demos",
 }
 
 

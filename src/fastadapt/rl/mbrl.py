@@ -274,6 +274,26 @@ def tuned_baseline(trainer: MetaTrainer, config: Config, key) -> tuple[float, di
     return min(finals, key=finals.get), finals
 
 
+def evaluate_policies(trainer: MetaTrainer, result, config):
+    """The meta-test of a goal-reaching task (this module's and :mod:`fastadapt.rl.demos`'): the baseline's
+    tuned rate, then per split the curves {"ML3": [seeds, runs, steps + 1], "task loss": [runs, steps + 1]}
+    and the paths {"positions", "goals"} of the best seed's trained policies on the system. Returns
+    (rate, {rate: meta-train final}, curves, paths)."""
+    task, loss = trainer.task, trainer.loss
+    key = jax.random.PRNGKey(config.seed + 99)
+    rate, rate_finals = tuned_baseline(trainer, config, key)
+    curves, paths = {}, {}
+    for split in task.eval_splits:
+        runs = [trainer.trained(loss, seed_params(result, s), split, key) for s in range(config.seeds)]
+        curves[split] = {"ML3": np.stack([np.asarray(r[0]) for r in runs]),
+                         "task loss": trainer.curves(task.baseline_loss, {}, split, key, rate)}
+        goals = trainer.eval_sets(split, key)
+        best = runs[result.history["best_seed"]][1]
+        states = jax.vmap(lambda th, g: task.system_rollout(th, g)[0])(best, goals)
+        paths[split] = {"positions": np.asarray(task.env.position(states)), "goals": np.asarray(goals)}
+    return rate, rate_finals, curves, paths
+
+
 def curve_mean(curves: dict) -> dict:
     """The distance averaged over the updates of a run (how fast a loss gets there): ML3 per seed (mean
     over runs), its mean and std over seeds; the task loss's mean."""
@@ -293,17 +313,7 @@ def run(config: Config, directory, progress: bool = True, log=print) -> dict:
     trainer = MetaTrainer(config, task, loss)
     result = trainer.run(directory / "loss", progress=progress)
     task = trainer.task
-    key = jax.random.PRNGKey(config.seed + 99)
-    rate, rate_finals = tuned_baseline(trainer, config, key)
-    curves, trajectories = {}, {}
-    for split in task.eval_splits:
-        runs = [trainer.trained(loss, seed_params(result, s), split, key) for s in range(config.seeds)]
-        curves[split] = {"ML3": np.stack([np.asarray(r[0]) for r in runs]),
-                         "task loss": trainer.curves(task.baseline_loss, {}, split, key, rate)}
-        goals = trainer.eval_sets(split, key)
-        best = runs[result.history["best_seed"]][1]
-        states = jax.vmap(lambda th, g: task.system_rollout(th, g)[0])(best, goals)
-        trajectories[split] = {"positions": np.asarray(task.env.position(states)), "goals": np.asarray(goals)}
+    rate, rate_finals, curves, trajectories = evaluate_policies(trainer, result, config)
     figures = mbrl_figures(directory, config, curves, trajectories)
     summary = {split: final_summary(c) for split, c in curves.items()}
     along = {split: curve_mean(c) for split, c in curves.items()}
