@@ -33,8 +33,23 @@ import jax.numpy as jnp
 from fastadapt.models.mlp import apply_mlp, init_mlp
 
 
+class _SampleMeanLoss:
+    """What both policy meta-losses share: M_phi = mean over samples of softplus(g_phi(features)), g an MLP
+    from ``input_dim`` features through ``hidden`` layers to one output."""
+
+    @property
+    def num_joints(self) -> int:
+        return self.action_dim
+
+    def init(self, key):
+        return {"net": init_mlp(key, (self.input_dim, *self.hidden, 1))}
+
+    def apply(self, params, pred, target, extra):
+        return jnp.mean(jax.nn.softplus(apply_mlp(params["net"], self.features(pred, target, extra), self.activation)))
+
+
 @dataclasses.dataclass(frozen=True)
-class PolicyMetaLoss:
+class PolicyMetaLoss(_SampleMeanLoss):
     state_dim: int
     action_dim: int
     goal_dim: int
@@ -44,23 +59,13 @@ class PolicyMetaLoss:
     learned: bool = True
 
     @property
-    def num_joints(self) -> int:
-        return self.action_dim
-
-    @property
     def input_dim(self) -> int:
         return self.state_dim + self.action_dim + self.goal_dim
-
-    def init(self, key):
-        return {"net": init_mlp(key, (self.input_dim, *self.hidden, 1))}
 
     def features(self, actions, goal, extra):
         states = jax.lax.stop_gradient(extra["states"])
         goal = jnp.broadcast_to(goal, actions.shape[:-1] + goal.shape[-1:])
         return jnp.concatenate([states, actions, goal], -1)
-
-    def apply(self, params, pred, target, extra):
-        return jnp.mean(jax.nn.softplus(apply_mlp(params["net"], self.features(pred, target, extra), self.activation)))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,7 +84,7 @@ class ModelTaskLoss:
 
 
 @dataclasses.dataclass(frozen=True)
-class GaussianPolicyMetaLoss:
+class GaussianPolicyMetaLoss(_SampleMeanLoss):
     """M_phi = mean over samples of softplus(g_phi([s, a, mu, sigma, R])) (ELU MLP ``hidden``)."""
 
     state_dim: int
@@ -90,23 +95,13 @@ class GaussianPolicyMetaLoss:
     learned: bool = True
 
     @property
-    def num_joints(self) -> int:
-        return self.action_dim
-
-    @property
     def input_dim(self) -> int:
         return self.state_dim + 3 * self.action_dim + 1
-
-    def init(self, key):
-        return {"net": init_mlp(key, (self.input_dim, *self.hidden, 1))}
 
     def features(self, pred, actions, extra):
         const = jax.lax.stop_gradient
         mu, sigma = pred["mu"], jnp.broadcast_to(pred["sigma"], pred["mu"].shape)
         return jnp.concatenate([const(extra["states"]), const(actions), mu, sigma, const(extra["returns"])[..., None]], -1)
-
-    def apply(self, params, pred, target, extra):
-        return jnp.mean(jax.nn.softplus(apply_mlp(params["net"], self.features(pred, target, extra), self.activation)))
 
 
 def gaussian_log_prob(actions, mu, sigma):

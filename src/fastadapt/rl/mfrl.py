@@ -249,8 +249,8 @@ def run(config: Config, directory, progress: bool = True, log=print) -> dict:
     pg = trainer.curves(task.baseline_loss, {}, "meta-test", key, rate)
     timings["policy-gradient meta-test"] = time.perf_counter() - start
 
-    goals = np.asarray(trainer.eval_sets("meta-test", key)["goal"])
-    eval_seeds = np.asarray(trainer.eval_sets("meta-test", key)["seed"])
+    eval_sets = trainer.eval_sets("meta-test", key)
+    goals, eval_seeds = np.asarray(eval_sets["goal"]), np.asarray(eval_sets["seed"])
     ppo_runs = []
     for i, (goal, eval_seed) in enumerate(tqdm(list(zip(goals, eval_seeds)), desc="PPO", disable=not progress, leave=False)):
         ppo_runs.append(ppo_curve(task.spec, goal, config.horizon, config.eval_steps, config.samples_per_update,
