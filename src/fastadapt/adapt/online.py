@@ -23,22 +23,24 @@ from fastadapt.experiments.validation import require_at_least, require_nonempty,
 
 @dataclasses.dataclass(frozen=True)
 class OnlineConfig:
-    batch_size: int = 5
-    seeds: int = 5
+    batch_size: int = 5  # samples per online step (the paper's 5)
+    seeds: int = 5  # fresh models adapted per method (mean and spread)
     alpha: float = 1e-3  # SGD rate of the learned losses (the meta-training inner rate)
     sgd_rates: tuple[float, ...] = (1e-3, 1e-2)  # the paper's two MSE baselines
+    # SGD rates searched for the best-tuned MSE baseline (tuned on the stream itself)
     sgd_grid: tuple[float, ...] = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1)
+    # Adam rates searched for the best-tuned Adam baseline
     adam_grid: tuple[float, ...] = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2)
-    pretrain_steps: int = 3000
-    pretrain_rate: float = 1e-3
-    pretrain_batch: int = 256
+    pretrain_steps: int = 3000  # Adam steps fitting the pretrained models offline on the meta-train data
+    pretrain_rate: float = 1e-3  # Adam's rate of that offline fit
+    pretrain_batch: int = 256  # batch size of that offline fit
     # practitioner's protocol: the learned losses' rate alpha * scale, scale chosen by online validation
     # on the meta-train data only (see fastadapt.experiments.inverse_dynamics.warm_start_validation)
     warm_rate_scales: tuple[float, ...] = (1.0, 0.3, 0.1, 0.03, 0.01)
     # also step each learned loss by the learning-rate memory (MetaGD: one memory per layer, M = 200,
     # memory rate 0.005, clip 1, every local rate starting at alpha), from a random model
     memory: bool = False
-    seed: int = 0
+    seed: int = 0  # random seed of the models' initialisation
 
     def __post_init__(self):
         require_at_least(self, 1, "batch_size", "seeds", "pretrain_steps", "pretrain_batch")

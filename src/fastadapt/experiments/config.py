@@ -9,15 +9,25 @@ A key that does nothing is not offered. A config may name keys that never act in
 listed nor accepted. It may also name keys that act only in some settings (``unused_keys()``, e.g. the
 pretraining keys, used with ``start=pretrained`` only): those are listed, but an override of one is
 refused when the final config, after every override, does not use it.
+
+A saved config (a run's ``config.json``) is read back with :func:`load_config`; overrides apply on top.
+Each key's one line of help is its field's comment in the config dataclass (:func:`field_docs`), the one
+place it is written; ``fastadapt keys`` prints them with the defaults and types.
 """
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import difflib
+import inspect
+import io
 import json
 import math
+import textwrap
+import tokenize
 import typing
+from pathlib import Path
 
 _BOOLS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
@@ -126,3 +136,179 @@ def known_keys(config, prefix: str = "") -> list[str]:
             keys.append(prefix + field.name)
     inert = inert_keys(config) if not prefix else {}
     return [key for key in keys if key not in inert]
+
+
+# --- saved configs ---------------------------------------------------------------------------------------
+def load_config(path, default):
+    """The config saved in ``path`` (a run's config.json) as an instance of ``default``'s class.
+
+    The file may hold the config itself, or ``{"config": ...}`` (meta-train's config.json, which wraps it
+    further in ``{"meta_train": ...}``); keys it lacks keep ``default``'s values (a file written before a
+    key was added), keys the class does not know are refused by name.
+    """
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"config file not found: {path}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ConfigError(f"{path}: not a JSON config ({error})") from None
+    names = {f.name for f in dataclasses.fields(default)}
+    while isinstance(data, dict) and len(data) >= 1 and not set(data) & names:
+        wrapped = [k for k in ("config", "meta_train") if k in data]
+        if not wrapped:
+            break
+        data = data[wrapped[0]]
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a JSON object of config keys")
+    try:
+        return _from_dict(default, data, f"{path}")
+    except ConfigError:
+        raise
+    except ValueError as error:
+        raise ConfigError(f"{path}: {error}") from None
+
+
+def _from_dict(default, data: dict, source: str, prefix: str = ""):
+    fields = {f.name for f in dataclasses.fields(default)}
+    unknown = sorted(set(data) - fields)
+    if unknown:
+        listed = ", ".join(repr(prefix + k) for k in unknown)
+        raise ConfigError(f"{source}: unknown config key(s) {listed} for {type(default).__name__} (is it another "
+                          "experiment's config.json? `fastadapt keys EXPERIMENT` lists the keys)")
+    hints = typing.get_type_hints(type(default))
+    changes = {}
+    for name, value in data.items():
+        current = getattr(default, name)
+        if dataclasses.is_dataclass(current):
+            if not isinstance(value, dict):
+                raise ConfigError(f"{source}: '{prefix}{name}' is a group of keys, got {json.dumps(value)}")
+            changes[name] = _from_dict(current, value, source, f"{prefix}{name}.")
+        else:
+            changes[name] = _from_json(value, hints[name], f"{source}: '{prefix}{name}'")
+    return dataclasses.replace(default, **changes)
+
+
+def _from_json(value, kind, where: str):
+    """A JSON value as the field type ``kind`` (lists become tuples), or a ConfigError naming the key."""
+    origin = typing.get_origin(kind)
+    if origin in (tuple, typing.Tuple):
+        if not isinstance(value, list):
+            raise ConfigError(f"{where}: expected a list, got {json.dumps(value)}")
+        inner = typing.get_args(kind)[0]
+        return tuple(_from_json(v, inner, where) for v in value)
+    if origin is typing.Union or type(kind).__name__ == "UnionType":
+        options = [a for a in typing.get_args(kind) if a is not type(None)]
+        return None if value is None else _from_json(value, options[0], where)
+    accepted = {bool: (bool,), int: (int,), float: (int, float), str: (str,)}.get(kind)
+    if accepted is None:
+        raise ConfigError(f"{where}: cannot be read from a config file")
+    if not isinstance(value, accepted) or (kind is not bool and isinstance(value, bool)):
+        raise ConfigError(f"{where}: expected a value of type {kind.__name__}, got {json.dumps(value)}")
+    if kind is float and not math.isfinite(value):
+        raise ConfigError(f"{where}: expected a finite number")
+    return kind(value)
+
+
+# --- help ------------------------------------------------------------------------------------------------
+def field_docs(cls) -> dict[str, str]:
+    """Each field's help: the comment on its line (``epochs: int = 300  # meta-training epochs``) or the
+    comment lines right above it, from the class and its dataclass bases (a subclass that redeclares a
+    field without a comment keeps the base's). Comment lines between two fields belong to the one below,
+    unless it has a comment on its own line: then they continue the comment of the one above."""
+    docs = {}
+    for klass in reversed(cls.__mro__):
+        if dataclasses.is_dataclass(klass):
+            docs.update(_class_field_docs(klass))
+    return docs
+
+
+def _class_field_docs(cls) -> dict[str, str]:
+    try:
+        source = textwrap.dedent("".join(inspect.getsourcelines(cls)[0]))
+    except (OSError, TypeError):
+        return {}
+    lines = source.splitlines()
+    comments = {tok.start[0]: tok for tok in tokenize.generate_tokens(io.StringIO(source).readline)
+                if tok.type == tokenize.COMMENT}
+
+    def text(number):
+        return comments[number].string.lstrip("#").strip()
+
+    def comment_only(number):
+        return number in comments and not lines[number - 1][:comments[number].start[1]].strip()
+
+    fields = [n for n in ast.parse(source).body[0].body if isinstance(n, ast.AnnAssign) and isinstance(n.target, ast.Name)]
+    trailing = {node.target.id: [text(n) for n in range(node.lineno, node.end_lineno + 1) if n in comments and not comment_only(n)]
+                for node in fields}
+    docs = {}
+    for previous, node, following in zip([None, *fields], fields, [*fields[1:], None]):
+        above, number = [], node.lineno - 1
+        while comment_only(number):
+            above.insert(0, text(number))
+            number -= 1
+        # comment lines between two fields belong to the one below, unless it has its own trailing comment:
+        # then they go on the trailing comment of the one above
+        if trailing[node.target.id]:
+            below, number = [], node.end_lineno + 1
+            if following is not None and trailing[following.target.id]:
+                while comment_only(number):
+                    below.append(text(number))
+                    number += 1
+            docs[node.target.id] = " ".join(trailing[node.target.id] + below)
+        elif above:
+            docs[node.target.id] = " ".join(above)
+    return docs
+
+
+def one_line(doc: str) -> str:
+    """The first sentence of a field's help: up to the first '. ' or '; ' outside parentheses."""
+    doc = " ".join(doc.split())
+    depth = 0
+    for i, char in enumerate(doc):
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if depth == 0 and char in ".;" and doc[i + 1:i + 2] == " ":
+            return doc[:i]
+    return doc.rstrip(".")
+
+
+def describe_keys(config) -> list[dict]:
+    """Every key ``known_keys`` offers, in declaration order: {"key", "default", "type", "help", "group"}, the
+    group being the nested config it is in (``meta``, ``online``) or, at the top, the class that first
+    declares it (the trainer's keys apart from the experiment's own)."""
+    offered = set(known_keys(config))
+    return [row for row in _rows(config, "") if row["key"] in offered]
+
+
+def _rows(config, prefix: str) -> list[dict]:
+    docs = field_docs(type(config))
+    hints = typing.get_type_hints(type(config))
+    rows = []
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        if dataclasses.is_dataclass(value):
+            rows += _rows(value, f"{prefix}{field.name}.")
+            continue
+        declared = next(k for k in reversed(type(config).__mro__) if field.name in k.__dict__.get("__annotations__", {}))
+        group = prefix.rstrip(".") or declared.__name__
+        rows.append({"key": prefix + field.name, "default": _show(value), "type": _type_name(hints[field.name]),
+                     "help": one_line(docs.get(field.name, "")), "group": group})
+    return rows
+
+
+def _show(value) -> str:
+    if isinstance(value, tuple):
+        nested = any(isinstance(v, tuple) for v in value)
+        return (";" if nested else ",").join(_show(v) for v in value) or "(empty)"
+    if isinstance(value, bool):
+        return str(value).lower()
+    return f"{value!r}" if isinstance(value, str) and not value else str(value)
+
+
+def _type_name(kind) -> str:
+    origin = typing.get_origin(kind)
+    if origin in (tuple, typing.Tuple):
+        return f"{_type_name(typing.get_args(kind)[0])} list"
+    if origin is typing.Union or type(kind).__name__ == "UnionType":
+        return " or ".join(_type_name(a) for a in typing.get_args(kind))
+    return getattr(kind, "__name__", str(kind))

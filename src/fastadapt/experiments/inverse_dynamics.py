@@ -52,18 +52,19 @@ DATA = ("sim", "schunk", "sim2real")
 @dataclasses.dataclass(frozen=True)
 class PipelineConfig:
     data: str = "sim"  # "sim" or "schunk"
+    # learned losses to meta-train and compare: mlp, structured, state-dependent
     losses: tuple[str, ...] = LEARNED_LOSSES
-    trials: tuple[int, ...] = (0, 1, 2)
-    noise: bool = False
-    sine_duration: float = 10.0
-    # > 0: the meta-train data also holds the sine motions again, each with this many payload changes
-    # (random payloads attached and detached mid-stream, sim.motions.payload_sine_dataset)
+    trials: tuple[int, ...] = (0, 1, 2)  # pick-and-place trials streamed online (0, 1, 2)
+    noise: bool = False  # add sensor noise to the simulated data
+    sine_duration: float = 10.0  # seconds of each simulated meta-train/meta-test sine motion
+    # payload changes per extra sine motion in the meta-train data (0: none; > 0: the sine motions again with
+    # random payloads attached and detached mid-stream, sim.motions.payload_sine_dataset)
     payload_changes: int = 0
-    phase_duration: float = 3.0
-    schunk_path: str = ""
+    phase_duration: float = 3.0  # seconds of each pick-and-place phase
+    schunk_path: str = ""  # directory of the Schunk logs (default: the shared data folder)
     gap_seed: int = 0  # data='sim2real': the simulated reality gap, sim.reality_gap.sample_reality_gap(gap_seed)
-    meta: MetaTrainConfig = MetaTrainConfig(epochs=60, eval_every=5)
-    online: OnlineConfig = OnlineConfig()
+    meta: MetaTrainConfig = MetaTrainConfig(epochs=60, eval_every=5)  # meta-training of each loss
+    online: OnlineConfig = OnlineConfig()  # online adaptation on the streams
 
     def __post_init__(self):
         if self.data not in DATA:

@@ -47,15 +47,16 @@ class MetaTrainConfig(TrainerConfig):
     """The trainer's keys (defaults: the paper's alpha=0.001, SGD on phi with eta=0.01, iters_max=10,
     300 epochs) and the task's: K=256 samples per batch, the model, the evaluation set."""
 
-    loss: str = "state-dependent"
-    batch_size: int = 256
-    hidden: tuple[int, ...] = (64, 64)
-    activation: str = "tanh"
-    eval_points: int = 2048
-    start: str = "random"  # or "pretrained": warm-start meta-training (see the module docstring)
-    pretrain_models: int = 5
-    pretrain_steps: int = 3000
-    pretrain_rate: float = 1e-3
+    loss: str = "state-dependent"  # the learned loss: mlp, structured or state-dependent
+    batch_size: int = 256  # samples K per meta-train window (halves A and B); even
+    hidden: tuple[int, ...] = (64, 64)  # hidden layer widths of the inverse-dynamics MLP
+    activation: str = "tanh"  # the MLP's activation (tanh, relu, elu, softplus)
+    eval_points: int = 2048  # samples scored in each evaluation
+    # the optimizees meta-training starts from: random, or pretrained (a warm start; module docstring)
+    start: str = "random"
+    pretrain_models: int = 5  # start=pretrained: networks fitted offline to warm-start from
+    pretrain_steps: int = 3000  # start=pretrained: Adam steps of each offline fit
+    pretrain_rate: float = 1e-3  # start=pretrained: Adam's rate of the offline fits
     stream_batch: int = 5  # samples per step of the online meta-objective (update='online')
     learned_rate: bool = False  # learn a log step size with the loss (fastadapt.losses.regression.LearnedRateLoss)
     layer_rates: bool = False  # and one log step size per layer of the model (implies learned_rate)

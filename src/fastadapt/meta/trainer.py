@@ -43,20 +43,22 @@ class TrainerConfig:
     (Section IV-A.2 and Algorithm 1): alpha=0.001, plain SGD on phi with eta=0.01, iters_max=10 inner
     steps per batch with an update of phi after each (``update='step'``), 300 epochs."""
 
-    alpha: float = 1e-3
-    eta: float = 1e-2
-    meta_optimizer: str = "sgd"
-    iters_max: int = 10
-    update: str = "step"  # or "unroll": one update of phi per batch through all iters_max inner steps;
-    # or "online": the online meta-objective on streams, truncations of iters_max steps (fastadapt.meta.algorithm)
-    meta_clip: float = 0.0  # > 0: clip the meta-gradient to this global norm
-    epochs: int = 300
-    batches_per_epoch: int = 0  # 0: the task's default (one pass over the data)
-    seeds: int = 1
-    seed: int = 0
-    eval_every: int = 10
-    eval_steps: int = 100
-    eval_seeds: int = 5
+    alpha: float = 1e-3  # inner-loop step size of the optimizee's gradient steps on the learned loss
+    eta: float = 1e-2  # meta step size: the optimizer's rate on the loss parameters phi
+    meta_optimizer: str = "sgd"  # the optimizer of phi: sgd or adam
+    iters_max: int = 10  # inner gradient steps per batch (per truncation with update=online)
+    # when phi is updated: "step" (after every inner step), "unroll" (once per batch, through all iters_max
+    # inner steps) or "online" (the online meta-objective on streams, in truncations of iters_max steps, as
+    # in fastadapt.meta.algorithm)
+    update: str = "step"
+    meta_clip: float = 0.0  # clip the meta-gradient to this global norm (0: no clipping)
+    epochs: int = 300  # meta-training epochs
+    batches_per_epoch: int = 0  # meta-train batches per epoch (0: the task's default, one pass over the data)
+    seeds: int = 1  # independent meta-training runs (vmapped); the best on the meta-train evaluation is kept
+    seed: int = 0  # random seed of meta-training (the runs use seed, seed+1, ...)
+    eval_every: int = 10  # evaluate the loss every this many epochs
+    eval_steps: int = 100  # optimizee steps in each evaluation
+    eval_seeds: int = 5  # fresh optimizees per evaluation
 
     def __post_init__(self):
         require_at_least(self, 1, "iters_max", "epochs", "seeds", "eval_every", "eval_steps", "eval_seeds")

@@ -58,13 +58,14 @@ class Config(TrainerConfig):
     eval_every: int = 10
     eval_steps: int = 100
     eval_seeds: int = 8
-    source: str = "sklearn"
+    source: str = "sklearn"  # sklearn (8x8 digits) or a directory with MNIST's idx files
+    # digit pairs: meta-train pairs then a meta-test pair (e.g. 3,8,1,7); empty: the defaults
     pairs: tuple[int, ...] = ()
-    batch_size: int = 64
-    max_train: int = 2000
-    max_eval: int = 500
+    batch_size: int = 64  # images per inner step
+    max_train: int = 2000  # training images kept per pair
+    max_eval: int = 500  # held-out images kept per pair
     kernel: int = 0  # 0: 3 for 8x8 images, 5 for larger ones
-    loss_hidden: tuple[int, ...] = (40, 40)
+    loss_hidden: tuple[int, ...] = (40, 40)  # hidden layer widths of the meta-loss network
 
     def __post_init__(self):
         object.__setattr__(self, "pairs", tuple(int(d) for d in self.pairs))

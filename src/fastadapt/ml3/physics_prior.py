@@ -62,17 +62,17 @@ class Config(TrainerConfig):
     eval_every: int = 10
     eval_steps: int = 200
     eval_seeds: int = 10
-    arms: tuple[str, ...] = ("planar", "iiwa")
-    train_trajectories: int = 20
-    test_trajectories: int = 10
-    trajectory_steps: int = 200
-    dt: float = 0.02
-    batch_size: int = 32
-    shaped_beta: float = 1.0
-    shaped_gamma: float = 1.0
-    hidden: tuple[int, ...] = (64, 64)
-    activation: str = "tanh"
-    loss_hidden: tuple[int, ...] = (40, 40)
+    arms: tuple[str, ...] = ("planar", "iiwa")  # robot arms with exact inertia matrices: planar (2 links), iiwa (7)
+    train_trajectories: int = 20  # simulated meta-train trajectories per arm
+    test_trajectories: int = 10  # simulated meta-test trajectories per arm
+    trajectory_steps: int = 200  # samples per trajectory
+    dt: float = 0.02  # sampling step of the trajectories in seconds
+    batch_size: int = 32  # samples per inner step
+    shaped_beta: float = 1.0  # weight of the shaping term (the inertia-matrix error) in the meta-train task loss
+    shaped_gamma: float = 1.0  # weight of the plain torque error in the meta-train task loss
+    hidden: tuple[int, ...] = (64, 64)  # hidden layer widths of the Lagrangian model
+    activation: str = "tanh"  # the model's activation
+    loss_hidden: tuple[int, ...] = (40, 40)  # hidden layer widths of the meta-loss network
 
     def __post_init__(self):
         for name in ("arms", "hidden", "loss_hidden"):

@@ -60,17 +60,18 @@ class Config(TrainerConfig):
     eval_every: int = 10
     eval_steps: int = 100
     eval_seeds: int = 10
-    points: int = 1000
-    frequency_min: float = 0.5
-    frequency_max: float = 3.0
-    start_range: float = 8.0
-    test_tasks: int = 10
-    trap_distance: float = 0.5
+    points: int = 1000  # samples per sine-frequency problem
+    frequency_min: float = 0.5  # smallest true frequency of a problem
+    frequency_max: float = 3.0  # largest true frequency of a problem
+    start_range: float = 8.0  # initial frequency estimates drawn from [0, start_range]
+    test_tasks: int = 10  # held-out problems of the meta-test evaluation
+    trap_distance: float = 0.5  # a start farther than this from the truth counts as trapped in a local minimum
+    # weight of the shaping term (the distance to the true frequency) in the meta-train task loss
     shaped_beta: float = 0.0
-    shaped_gamma: float = 1.0
-    loss_hidden: tuple[int, ...] = (10, 10, 10)
-    loss_activation: str = "elu"
-    loss_positive: bool = False
+    shaped_gamma: float = 1.0  # weight of the plain task loss in the meta-train task loss
+    loss_hidden: tuple[int, ...] = (10, 10, 10)  # hidden layer widths of the meta-loss network
+    loss_activation: str = "elu"  # the meta-loss network's activation
+    loss_positive: bool = False  # softplus on the meta-loss output (ML3's default) instead of a linear one
 
     def __post_init__(self):
         object.__setattr__(self, "loss_hidden", tuple(int(h) for h in self.loss_hidden))

@@ -49,14 +49,14 @@ class Config(TrainerConfig):
     eval_every: int = 20
     eval_steps: int = 100
     eval_seeds: int = 10
-    points: int = 100
-    test_tasks: int = 10
-    input_range: float = 2.0
-    amplitude_min: float = 0.2
-    amplitude_max: float = 5.0
-    hidden: tuple[int, ...] = (40, 40)
-    activation: str = "relu"
-    loss_hidden: tuple[int, ...] = (40, 40)
+    points: int = 100  # samples per sine task
+    test_tasks: int = 10  # held-out sine tasks of the meta-test evaluation
+    input_range: float = 2.0  # inputs drawn uniformly from [-input_range, input_range]
+    amplitude_min: float = 0.2  # smallest sine amplitude of a task
+    amplitude_max: float = 5.0  # largest sine amplitude of a task
+    hidden: tuple[int, ...] = (40, 40)  # hidden layer widths of the regression network
+    activation: str = "relu"  # the regression network's activation
+    loss_hidden: tuple[int, ...] = (40, 40)  # hidden layer widths of the meta-loss network
 
     def __post_init__(self):
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))

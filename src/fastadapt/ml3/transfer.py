@@ -38,6 +38,7 @@ def parse_architecture(text: str) -> tuple[tuple[int, ...], str]:
 
 @dataclasses.dataclass(frozen=True)
 class Config(sine.Config):
+    # networks the sine-trained loss trains, as WIDTHxWIDTH-ACTIVATION (40x40-relu)
     architectures: tuple[str, ...] = ("40x40-relu", "40x40x40-relu", "100x100-relu", "40x40-tanh")
 
     def __post_init__(self):

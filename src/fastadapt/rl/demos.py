@@ -52,14 +52,16 @@ class Config(TrainerConfig):
     eval_every: int = 10
     eval_steps: int = 50
     eval_seeds: int = 8
-    horizon: int = 40
+    horizon: int = 40  # steps per episode
+    # meta-train targets as x,y pairs separated by ';'
     train_targets: tuple[tuple[float, float], ...] = ((0.606, 0.35), (0.239, 0.658), (-0.239, 0.658), (-0.606, 0.35))
-    test_radius: tuple[float, float] = (0.5, 0.9)
-    test_degrees: tuple[float, float] = (15.0, 165.0)
-    ilqr_iterations: int = 50
-    policy_hidden: tuple[int, ...] = (64, 64)
-    loss_hidden: tuple[int, ...] = (128, 128)
-    learned_rate: bool = True
+    test_radius: tuple[float, float] = (0.5, 0.9)  # meta-test targets' distance from the base, min,max
+    test_degrees: tuple[float, float] = (15.0, 165.0)  # meta-test targets' directions in degrees, min,max
+    ilqr_iterations: int = 50  # iLQR iterations of each expert demonstration
+    policy_hidden: tuple[int, ...] = (64, 64)  # hidden layer widths of the policy
+    loss_hidden: tuple[int, ...] = (128, 128)  # hidden layer widths of the meta-loss network
+    learned_rate: bool = True  # learn the inner step size with the loss
+    # behavioural-cloning rates searched for the baseline
     baseline_rates: tuple[float, ...] = (0.3, 1.0, 3.0, 10.0, 30.0)
 
     def __post_init__(self):

@@ -56,7 +56,7 @@ class Config(TrainerConfig):
     ReacherGoal ones. Meta-loss and policy sizes are the authors' (400 x 400 ELU with a softplus output and
     a learned rate; 64 x 64 tanh); P is refitted every 100 outer iterations (Appendix B)."""
 
-    env: str = "pointmass"
+    env: str = "pointmass"  # the environment: pointmass or reacher
     alpha: float = 0.01
     eta: float = 1e-3
     meta_optimizer: str = "adam"
@@ -68,22 +68,22 @@ class Config(TrainerConfig):
     eval_every: int = 10
     eval_steps: int = 50
     eval_seeds: int = 10
-    horizon: int = 30
-    goal_radius: tuple[float, float] = (0.5, 1.5)
-    train_degrees: tuple[float, float] = (-45.0, 45.0)
-    test_degrees: tuple[float, float] = (135.0, 225.0)
-    refresh_every: int = 10
-    refresh_rollouts: int = 10
-    babbling_rollouts: int = 3
-    model_fit_steps: int = 500
-    model_fit_rate: float = 3e-3
-    model_capacity: int = 20000
-    model_hidden: tuple[int, ...] = (100, 30)
-    policy_hidden: tuple[int, ...] = (64, 64)
-    loss_hidden: tuple[int, ...] = (400, 400)
-    learned_rate: bool = True
+    horizon: int = 30  # steps per episode
+    goal_radius: tuple[float, float] = (0.5, 1.5)  # goals' distance from the start, min,max
+    train_degrees: tuple[float, float] = (-45.0, 45.0)  # meta-train goals' directions in degrees, min,max
+    test_degrees: tuple[float, float] = (135.0, 225.0)  # meta-test goals' directions in degrees, min,max
+    refresh_every: int = 10  # refit the dynamics model P every this many epochs
+    refresh_rollouts: int = 10  # real rollouts added to P's data at each refit
+    babbling_rollouts: int = 3  # random-action rollouts P is first fitted on
+    model_fit_steps: int = 500  # Adam steps of each fit of P
+    model_fit_rate: float = 3e-3  # Adam's rate of those fits
+    model_capacity: int = 20000  # transitions P's data holds (the oldest are dropped)
+    model_hidden: tuple[int, ...] = (100, 30)  # hidden layer widths of P
+    policy_hidden: tuple[int, ...] = (64, 64)  # hidden layer widths of the policy
+    loss_hidden: tuple[int, ...] = (400, 400)  # hidden layer widths of the meta-loss network
+    learned_rate: bool = True  # learn the inner step size with the loss
     loss_goal: str = "relative"  # the meta-loss sees g - p(s_t), the goal seen from the reached point; or "absolute": g
-    baseline_rates: tuple[float, ...] = (0.1, 0.3, 1.0, 3.0, 10.0)
+    baseline_rates: tuple[float, ...] = (0.1, 0.3, 1.0, 3.0, 10.0)  # rates searched for the task-loss baseline
 
     def __post_init__(self):
         for name in ("goal_radius", "train_degrees", "test_degrees", "baseline_rates"):

@@ -66,7 +66,7 @@ class Config(TrainerConfig):
     """The trainer's keys and the task's. Defaults: ReacherGoal at a budget this 2-core machine runs in
     minutes; ``fastadapt rl mfrl-ant`` sets AntGoal's."""
 
-    env: str = "reacher"
+    env: str = "reacher"  # the environment: reacher (Reacher-v5) or ant (Ant-v5)
     alpha: float = 0.01
     eta: float = 3e-4
     meta_optimizer: str = "adam"
@@ -78,18 +78,20 @@ class Config(TrainerConfig):
     eval_every: int = 10
     eval_steps: int = 20
     eval_seeds: int = 4
-    horizon: int = 50
-    episodes: int = 10
+    horizon: int = 50  # steps per episode
+    episodes: int = 10  # episodes per policy update
     goal_radius: float = 0.2  # reacher: goals uniform in the disc of this radius; ant: on the circle
-    policy_hidden: tuple[int, ...] = (64, 64)
-    init_log_std: float = -0.5
-    loss_hidden: tuple[int, ...] = (128, 128)
-    learned_rate: bool = True
+    policy_hidden: tuple[int, ...] = (64, 64)  # hidden layer widths of the Gaussian policy
+    init_log_std: float = -0.5  # the policy's initial log standard deviation
+    loss_hidden: tuple[int, ...] = (128, 128)  # hidden layer widths of the meta-loss network
+    learned_rate: bool = True  # learn the inner step size with the loss
+    # policy-gradient rates searched (on meta-train goals) for the baseline
     baseline_rates: tuple[float, ...] = (0.3, 1.0, 3.0, 10.0)
+    # policies the learned loss also trains (Fig. 4c, d), widths separated by ';'
     architectures: tuple[tuple[int, ...], ...] = ((64,), (64, 64), (64, 64, 64), (64, 64, 64, 64))
-    ppo_learning_rate: float = 3e-4
-    ppo_batch_size: int = 100
-    ppo_epochs: int = 10
+    ppo_learning_rate: float = 3e-4  # sbx PPO's learning rate
+    ppo_batch_size: int = 100  # sbx PPO's minibatch size
+    ppo_epochs: int = 10  # sbx PPO's epochs per update
 
     def __post_init__(self):
         for name in ("policy_hidden", "loss_hidden"):

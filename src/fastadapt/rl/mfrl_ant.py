@@ -25,6 +25,7 @@ SCALES = {
 @dataclasses.dataclass(frozen=True)
 class Config(mfrl.Config):
     env: str = "ant"
+    # small (a budget this machine runs in minutes) or full (the paper's); 0-valued keys take the scale's
     scale: str = "small"
     horizon: int = 0  # 0: the scale's
     goal_radius: float = 0.0

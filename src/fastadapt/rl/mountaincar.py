@@ -56,14 +56,15 @@ class Config(TrainerConfig):
     eval_every: int = 10
     eval_steps: int = 30
     eval_seeds: int = 5
-    horizon: int = 50
-    action_repeat: int = 4
-    start_position: float = -0.5
-    goal_position: float = 0.45
+    horizon: int = 50  # policy steps per episode
+    action_repeat: int = 4  # environment steps per policy step
+    start_position: float = -0.5  # the car's start
+    goal_position: float = 0.45  # the goal at the top of the right hill
+    # the intermediate goal on the left hill that the shaped loss is meta-trained with
     intermediate_position: float = -0.9
-    loss_hidden: tuple[int, ...] = (64, 64)
-    learned_rate: bool = True
-    ilqr_iterations: int = 30
+    loss_hidden: tuple[int, ...] = (64, 64)  # hidden layer widths of the meta-loss network
+    learned_rate: bool = True  # learn the inner step size with the loss
+    ilqr_iterations: int = 30  # iLQR iterations of the expert that the task loss uses
 
     def __post_init__(self):
         object.__setattr__(self, "loss_hidden", tuple(int(h) for h in self.loss_hidden))

@@ -30,24 +30,24 @@ from fastadapt.optim.loop import minimize
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    source: str = "sklearn"
-    pairs: tuple[str, ...] = ("1-2", "1-3", "1-4")
-    steps: int = 100
+    source: str = "sklearn"  # sklearn (8x8 digits) or a directory with MNIST's idx files
+    pairs: tuple[str, ...] = ("1-2", "1-3", "1-4")  # binary digit tasks, as A-B
+    steps: int = 100  # optimisation steps per task
     eta: float = 0.01  # the initial rate of the convergence plots
-    etas: tuple[float, ...] = (0.1, 0.01, 0.001)
-    seeds: int = 3
-    threshold: float = 0.1
-    num_models: int = 100
+    etas: tuple[float, ...] = (0.1, 0.01, 0.001)  # initial learning rates compared
+    seeds: int = 3  # random seeds per setting
+    threshold: float = 0.1  # report the iterations until the loss falls below this
+    num_models: int = 100  # local models M of the learning-rate memory
     # memory rates (the paper does not give its digit settings; chosen on task 1 at eta 0.01, seed 1):
     # MetaGD's plain steps scale with z^t z^{t-1}, ~1e-4 for these gradients, so it needs a large rate;
     # Adam on the memory (MetaGDMemAdam) normalises that away; Adam+memory sees Adam's unit-size steps
     metagd_memory_rate: float = 10.0
-    memadam_memory_rate: float = 0.1
-    adam_memory_rate: float = 0.005
-    grad_clip: float = 1.0
-    lstm: bool = True
-    lstm_rounds: int = 16
-    seed: int = 0
+    memadam_memory_rate: float = 0.1  # memory rate of MetaGDMemAdam (Adam on the memory)
+    adam_memory_rate: float = 0.005  # memory rate of Adam+memory
+    grad_clip: float = 1.0  # gradient clipping norm
+    lstm: bool = True  # also train and compare the learned LSTM optimizer
+    lstm_rounds: int = 16  # lstm=true: meta-training rounds of the LSTM optimizer
+    seed: int = 0  # random seed
 
     def __post_init__(self):
         require_at_least(self, 1, "steps", "seeds", "lstm_rounds")

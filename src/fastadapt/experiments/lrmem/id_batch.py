@@ -29,16 +29,16 @@ from fastadapt.sim import motions
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    points: int = 10_000
-    dt: float = 1e-3
-    steps: int = 1000
-    eta: float = 1e-3
-    num_models: int = 200
-    memory_rate: float = 0.005
-    grad_clip: float = 1.0
-    hidden: tuple[int, ...] = (100, 50, 10)
-    thresholds: tuple[float, ...] = (10.0, 1.0)
-    seed: int = 0
+    points: int = 10_000  # samples per simulated rectangle motion
+    dt: float = 1e-3  # sampling step in seconds
+    steps: int = 1000  # full-batch gradient steps per run
+    eta: float = 1e-3  # the initial learning rate
+    num_models: int = 200  # local models M of the learning-rate memory
+    memory_rate: float = 0.005  # rate at which the memory's local learning rates are learned
+    grad_clip: float = 1.0  # gradient clipping norm
+    hidden: tuple[int, ...] = (100, 50, 10)  # hidden layer widths of the inverse-dynamics network
+    thresholds: tuple[float, ...] = (10.0, 1.0)  # report the steps until the MSE falls below each
+    seed: int = 0  # random seed
 
     def __post_init__(self):
         require_at_least(self, 1, "steps", "hidden")

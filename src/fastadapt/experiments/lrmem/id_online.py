@@ -41,21 +41,21 @@ PAPER_TABLE_I = {  # eta -> task -> (GD noreload, MetaGD noreload, GD reload, Me
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    trials: int = 10
-    duration: float = 3.5
-    dt: float = 1e-3
-    noise: bool = True
-    batch_size: int = 10
-    etas: tuple[float, ...] = (0.01, 0.001, 0.0001)
-    methods: tuple[str, ...] = ("GD", "MetaGD")
-    num_models: int = 200
-    memory_rate: float = 0.005
-    grad_clip: float = 1.0
+    trials: int = 10  # simulated lifting trials per task
+    duration: float = 3.5  # seconds of each trial
+    dt: float = 1e-3  # sampling step in seconds
+    noise: bool = True  # add sensor noise to the simulated data
+    batch_size: int = 10  # samples per online step
+    etas: tuple[float, ...] = (0.01, 0.001, 0.0001)  # initial learning rates compared
+    methods: tuple[str, ...] = ("GD", "MetaGD")  # optimizers compared: GD, MetaGD
+    num_models: int = 200  # local models M of the learning-rate memory
+    memory_rate: float = 0.005  # rate at which the memory's local learning rates are learned
+    grad_clip: float = 1.0  # gradient clipping norm
     memory_cutoff: float = 3.0  # local models beyond cutoff * width of a gradient are skipped (sparse evaluation)
-    hidden: tuple[int, ...] = (100, 50, 10)
-    window_ms: float = 500.0
-    figure_eta: float = 0.0001
-    seed: int = 0
+    hidden: tuple[int, ...] = (100, 50, 10)  # hidden layer widths of the inverse-dynamics network
+    window_ms: float = 500.0  # the MSE reported is over this many first milliseconds of each task
+    figure_eta: float = 0.0001  # the initial rate whose curves are drawn (one of etas)
+    seed: int = 0  # random seed
 
     def __post_init__(self):
         require_at_least(self, 1, "trials", "batch_size", "hidden")

@@ -23,15 +23,15 @@ from fastadapt.optim.loop import minimize
 
 @dataclasses.dataclass(frozen=True)
 class Config:
-    start_x: float = -1.5
-    start_y: float = 2.0
-    eta: float = 1e-3
-    steps: int = 5000
-    num_models: int = 100
-    clip: float = 10.0
-    memory_rate: float = 1e-4
-    threshold: float = 1e-3
-    snapshot_fractions: tuple[float, ...] = (0.02, 0.1, 0.4)
+    start_x: float = -1.5  # x of the start point
+    start_y: float = 2.0  # y of the start point
+    eta: float = 1e-3  # the initial learning rate (GD's fixed one)
+    steps: int = 5000  # optimisation steps
+    num_models: int = 100  # local models M of the learning-rate memory
+    clip: float = 10.0  # gradient clipping norm
+    memory_rate: float = 1e-4  # rate at which the memory's local learning rates are learned
+    threshold: float = 1e-3  # report the steps until f falls below this
+    snapshot_fractions: tuple[float, ...] = (0.02, 0.1, 0.4)  # fractions of the run at which the memory is drawn
 
     def __post_init__(self):
         require_at_least(self, 1, "steps")

@@ -1,0 +1,285 @@
+"""Robot logs from ROS bags: ``sensor_msgs/JointState`` messages as trajectories, with ``rosbags`` (pure
+Python, no ROS install). Reads ROS 1 bags (``.bag``) and ROS 2 bags (a directory with ``metadata.yaml`` and
+sqlite3 or MCAP storage).
+
+    fastadapt data import BAG OUT.npz --topic /joint_states [--joints a,b,c] [--effort-topic T] [--rate HZ]
+
+From each JointState message, by joint *name* (so joints may come in any order, and the chosen ones in the
+order given by ``joints``; default: the first message's):
+
+    q = position,  qd = velocity,  tau = effort,   t = header.stamp (the bag's record time where stamps are unset)
+
+* samples are ordered by header stamp (messages recorded slightly out of order are put back in order;
+  a stamp that goes back further than the gap threshold, a clock reset, is refused);
+* repeated stamps are dropped (the first message kept);
+* gaps longer than ``gap`` seconds (default: 10 median steps) split the log into trajectories;
+* irregular sampling (any step more than 5% off the median, or ``rate`` given) is resampled by linear
+  interpolation onto a fixed grid at ``rate`` Hz (default: the median rate); regular logs are kept as
+  they are. Every such step is reported;
+* an empty ``velocity`` is derived from positions, and ``qdd`` from velocities, by the smoothed
+  derivative of :mod:`fastadapt.data.derivatives`; an empty ``effort`` is an error unless
+  ``effort_topic`` names another JointState topic with the torques (interpolated onto the positions'
+  stamps).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+
+from fastadapt.data.derivatives import smoothed_derivative
+from fastadapt.data.trajectory import DEFAULT_LIMITS, DataError, Dataset, Limits, Trajectory
+
+JOINT_STATE = "sensor_msgs/msg/JointState"
+IRREGULAR = 0.05  # a step more than 5% off the median makes the log irregular
+GAP_STEPS = 10  # default gap threshold, in median steps
+MIN_SAMPLES = 5  # a piece between gaps shorter than this is dropped
+
+
+@dataclasses.dataclass(frozen=True)
+class JointStates:
+    """One topic's messages, in the order read: stamps [N] (s), joint names [J], and per message the
+    values by joint (q, qd, tau [N, J]; a field the messages leave empty is None)."""
+
+    t: np.ndarray
+    names: tuple[str, ...]
+    q: np.ndarray | None
+    qd: np.ndarray | None
+    tau: np.ndarray | None
+    stamp_source: str  # "header" or "record time"
+
+
+def _typestore():
+    from rosbags.typesys import Stores, get_typestore
+
+    return get_typestore(Stores.ROS2_HUMBLE)
+
+
+def _open(bag: Path):
+    from rosbags.highlevel import AnyReader, AnyReaderError
+
+    if not bag.exists():
+        raise FileNotFoundError(f"ROS bag not found: {bag}")
+    try:
+        reader = AnyReader([bag], default_typestore=_typestore())
+        reader.open()
+    except (AnyReaderError, OSError, ValueError) as error:
+        kind = "a ROS 2 bag directory (metadata.yaml with sqlite3 or MCAP storage)" if bag.is_dir() else "a ROS 1 .bag file"
+        raise DataError(f"{bag}: not a readable ROS bag ({error}); expected {kind}") from None
+    return reader
+
+
+def read_joint_states(bag, topic: str, joints: tuple[str, ...] | None = None) -> JointStates:
+    """The JointState messages of ``topic`` in ``bag``, by joint name."""
+    bag = Path(bag)
+    reader = _open(bag)
+    try:
+        connections = [c for c in reader.connections if c.topic == topic]
+        if not connections:
+            listed = ", ".join(f"{c.topic} ({c.msgtype})" for c in reader.connections) or "none"
+            raise DataError(f"{bag}: no topic '{topic}'; the bag's topics: {listed}")
+        wrong = [c.msgtype for c in connections if c.msgtype != JOINT_STATE]
+        if wrong:
+            raise DataError(f"{bag}: topic '{topic}' carries {wrong[0]}, expected {JOINT_STATE}")
+        stamps, records, rows = [], [], []
+        for connection, record_time, raw in reader.messages(connections=connections):
+            message = reader.deserialize(raw, connection.msgtype)
+            stamp = message.header.stamp
+            stamps.append(stamp.sec + 1e-9 * stamp.nanosec)
+            records.append(record_time * 1e-9)
+            rows.append((list(message.name), message.position, message.velocity, message.effort))
+    finally:
+        reader.close()
+    if not rows:
+        raise DataError(f"{bag}: topic '{topic}' has no messages")
+    names = tuple(joints) if joints else tuple(rows[0][0])
+    if not names:
+        raise DataError(f"{bag}: the first message on '{topic}' names no joints; JointState messages must carry "
+                        "joint names to be mapped (name field)")
+    if len(set(names)) != len(names):
+        raise DataError(f"{bag}: joint names repeat in {list(names)}")
+    fields = {"position": [], "velocity": [], "effort": []}
+    for i, (message_names, *values) in enumerate(rows):
+        index = {name: k for k, name in enumerate(message_names)}
+        missing = [name for name in names if name not in index]
+        if missing:
+            raise DataError(f"{bag}: message {i} on '{topic}' (t={stamps[i]:.6f} s) has no joint(s) "
+                            f"{', '.join(repr(m) for m in missing)}; its joints: {message_names}")
+        order = [index[name] for name in names]
+        for field, array in zip(fields, values):
+            array = np.asarray(array, dtype=np.float64)
+            if array.size == 0:
+                fields[field].append(None)
+            elif array.size != len(message_names):
+                raise DataError(f"{bag}: message {i} on '{topic}' has {len(message_names)} joint names but "
+                                f"{array.size} {field} values")
+            else:
+                fields[field].append(array[order])
+    arrays = {}
+    for field, values in fields.items():
+        empty = [v is None for v in values]
+        if all(empty):
+            arrays[field] = None
+        elif any(empty):
+            raise DataError(f"{bag}: {field} is empty in {sum(empty)} of {len(values)} messages on '{topic}' "
+                            f"(first at message {empty.index(True)})")
+        else:
+            arrays[field] = np.stack(values)
+    t = np.asarray(stamps)
+    source = "header"
+    if not np.any(t):
+        t, source = np.asarray(records), "record time"
+    return JointStates(t, names, arrays["position"], arrays["velocity"], arrays["effort"], source)
+
+
+def import_bag(bag, topic: str = "/joint_states", joints: tuple[str, ...] | None = None,
+               effort_topic: str | None = None, rate: float | None = None, gap: float | None = None,
+               robot: str = "ros", limits: Limits = DEFAULT_LIMITS) -> tuple[Dataset, list[str]]:
+    """The trajectories of a bag's JointState topic (module docstring) and a list of what was done to them."""
+    if rate is not None and not (np.isfinite(rate) and rate > 0):
+        raise DataError(f"--rate must be a positive number of Hz, got {rate}")
+    if gap is not None and not (np.isfinite(gap) and gap > 0):
+        raise DataError(f"--gap must be a positive number of seconds, got {gap}")
+    bag = Path(bag)
+    states = read_joint_states(bag, topic, joints)
+    notes = [f"read {len(states.t)} JointState messages on {topic} ({len(states.names)} joints: "
+             f"{', '.join(states.names)}); time from the {states.stamp_source}"]
+    if states.q is None:
+        raise DataError(f"{bag}: position is empty in every message on '{topic}'")
+    tau = states.tau
+    if effort_topic:
+        efforts = read_joint_states(bag, effort_topic, states.names)
+        if efforts.tau is None:
+            raise DataError(f"{bag}: effort is empty in every message on the effort topic '{effort_topic}'")
+        order = np.argsort(efforts.t, kind="stable")
+        inside = (states.t >= efforts.t.min()) & (states.t <= efforts.t.max())
+        if inside.sum() < MIN_SAMPLES:
+            raise DataError(f"{bag}: the effort topic '{effort_topic}' does not overlap '{topic}' in time")
+        tau = _interpolate(states.t[inside], efforts.t[order], efforts.tau[order])
+        states = dataclasses.replace(states, t=states.t[inside], q=states.q[inside],
+                                     qd=None if states.qd is None else states.qd[inside], tau=None)
+        notes.append(f"torques from {effort_topic} ({len(efforts.t)} messages), interpolated onto {topic}'s stamps"
+                     + (f"; {int((~inside).sum())} samples outside its time span dropped" if not inside.all() else ""))
+    elif tau is None:
+        raise DataError(f"{bag}: effort is empty in every message on '{topic}'; torques are needed "
+                        "(pass --effort-topic TOPIC if another JointState topic carries them)")
+    t, q, qd, tau = _ordered(bag, states.t, states.q, states.qd, tau, gap, notes)
+    steps = np.diff(t)
+    median = float(np.median(steps))
+    gap = gap if gap is not None else GAP_STEPS * median
+    cuts = np.flatnonzero(steps > gap) + 1
+    pieces = np.split(np.arange(len(t)), cuts)
+    if len(cuts):
+        notes.append(f"split at {len(cuts)} gap(s) longer than {gap:.4g} s into {len(pieces)} pieces")
+    kept = [p for p in pieces if len(p) >= MIN_SAMPLES]
+    if len(kept) < len(pieces):
+        notes.append(f"dropped {len(pieces) - len(kept)} piece(s) shorter than {MIN_SAMPLES} samples")
+    if not kept:
+        raise DataError(f"{bag}: no stretch of {MIN_SAMPLES} or more samples on '{topic}' without a gap longer "
+                        f"than {gap:.4g} s")
+    inner = np.concatenate([np.diff(t[p]) for p in kept])
+    median = float(np.median(inner))  # the sampling step, gaps left out
+    irregular = np.abs(inner - median) > IRREGULAR * median
+    target = 1.0 / rate if rate else median
+    resample = rate is not None or irregular.any()
+    if resample:
+        why = f"as asked (--rate {rate:g})" if rate else (
+            f"{int(irregular.sum())} of {len(inner)} steps are more than {IRREGULAR:.0%} off the median "
+            f"(steps {inner.min() * 1e3:.3g} to {inner.max() * 1e3:.3g} ms)")
+        notes.append(f"resampled to {1 / target:.4g} Hz (dt {target * 1e3:.4g} ms, "
+                     f"{'the median rate' if not rate else 'given'}) by linear interpolation: {why}")
+    else:
+        notes.append(f"regular at {1 / median:.4g} Hz (every step within {IRREGULAR:.0%} of {median * 1e3:.4g} ms); "
+                     "not resampled")
+    if qd is None:
+        notes.append("velocity is empty: qd derived from positions (smoothed derivative)")
+    trajectories = []
+    for number, piece in enumerate(kept):
+        tp, qp, qdp, taup = t[piece], q[piece], None if qd is None else qd[piece], tau[piece]
+        if resample:
+            grid = tp[0] + target * np.arange(int(np.floor((tp[-1] - tp[0]) / target + 1e-9)) + 1)
+            if len(grid) < MIN_SAMPLES:
+                continue
+            qp, taup = _interpolate(grid, tp, qp), _interpolate(grid, tp, taup)
+            qdp = None if qdp is None else _interpolate(grid, tp, qdp)
+            tp = grid
+        dt = target if resample else float(np.median(np.diff(tp)))
+        if qdp is None:
+            qdp = smoothed_derivative(qp, dt)
+        trajectories.append(Trajectory(
+            t=tp - t[0], q=qp, qd=qdp, qdd=smoothed_derivative(qdp, dt), tau=taup, robot=robot,
+            dt=None if not resample else dt, phase=f"{topic.strip('/').replace('/', '.')}-{number}",
+            source=f"{bag}:{topic}", limits=limits))
+    if not trajectories:
+        raise DataError(f"{bag}: no piece of '{topic}' holds {MIN_SAMPLES} samples at {1 / target:.4g} Hz")
+    notes.append(f"{len(trajectories)} trajectories, {sum(len(tr) for tr in trajectories)} samples")
+    return Dataset(tuple(trajectories)), notes
+
+
+def _interpolate(grid: np.ndarray, t: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """``values`` [T, J] at stamps ``t``, linearly interpolated at ``grid``."""
+    return np.stack([np.interp(grid, t, values[:, j]) for j in range(values.shape[1])], axis=1)
+
+
+def _ordered(bag, t, q, qd, tau, gap, notes):
+    """Samples in stamp order, without repeated stamps; a clock that jumps back is refused."""
+    steps = np.diff(t)
+    back = np.flatnonzero(steps < 0)
+    if len(back):
+        positive = steps[steps > 0]
+        median = float(np.median(positive)) if len(positive) else 0.0
+        threshold = gap if gap is not None else GAP_STEPS * median
+        worst = back[np.argmin(steps[back])]
+        if -steps[worst] > threshold:
+            raise DataError(
+                f"{bag}: header stamps go backwards by {-steps[worst]:.4g} s at message {worst + 1} "
+                f"(t={t[worst]:.6f} -> {t[worst + 1]:.6f} s), more than the gap threshold {threshold:.4g} s: a "
+                "clock reset or two recordings in one bag; cut the bag at that point (or give --gap)")
+        notes.append(f"{len(back)} message(s) recorded out of stamp order were put back in order")
+    order = np.argsort(t, kind="stable")
+    t = t[order]
+    keep = np.concatenate([[True], np.diff(t) > 0])
+    if not keep.all():
+        notes.append(f"dropped {int((~keep).sum())} message(s) with a repeated stamp")
+    pick = order[keep]
+    return t[keep], q[pick], None if qd is None else qd[pick], tau[pick]
+
+
+def write_joint_state_bag(path, t, names, q, qd=None, tau=None, kind: str = "ros2", topic: str = "/joint_states",
+                          record_times=None, more: dict | None = None) -> Path:
+    """Write JointState messages to a bag with ``rosbags``' own writers: ``kind`` 'ros1' (a .bag file),
+    'ros2' (sqlite3) or 'mcap' (both ROS 2 bag directories). For tests and examples; ``qd``/``tau`` None
+    leave the fields empty, ``record_times`` (s) defaults to the stamps, ``more`` adds topics
+    ({topic: (t, q, qd, tau)}, recorded at their stamps)."""
+    from rosbags.rosbag1 import Writer as Ros1Writer
+    from rosbags.rosbag2 import StoragePlugin, Writer as Ros2Writer
+
+    store = _typestore()
+    types = store.types
+    JointState, Header, Time = (types[n] for n in (JOINT_STATE, "std_msgs/msg/Header", "builtin_interfaces/msg/Time"))
+    path = Path(path)
+    empty = np.zeros(0)
+    if kind == "ros1":
+        writer, serialize = Ros1Writer(path), store.serialize_ros1
+    elif kind in ("ros2", "mcap"):
+        plugin = StoragePlugin.MCAP if kind == "mcap" else StoragePlugin.SQLITE3
+        writer, serialize = Ros2Writer(path, version=9, storage_plugin=plugin), store.serialize_cdr
+    else:
+        raise ValueError(f"unknown bag kind '{kind}', expected ros1, ros2 or mcap")
+    streams = {topic: (t, q, qd, tau, t if record_times is None else record_times)}
+    streams.update({name: (*values, values[0]) for name, values in (more or {}).items()})
+    with writer:
+        for name, (stamps, positions, velocities, efforts, records) in streams.items():
+            connection = writer.add_connection(name, JOINT_STATE, typestore=store)
+            for i, stamp in enumerate(stamps):
+                sec = int(np.floor(stamp))
+                message = JointState(
+                    header=Header(stamp=Time(sec=sec, nanosec=min(int(round((stamp - sec) * 1e9)), 999_999_999)),
+                                  frame_id=""),
+                    name=list(names), position=np.asarray(positions[i], float),
+                    velocity=empty if velocities is None else np.asarray(velocities[i], float),
+                    effort=empty if efforts is None else np.asarray(efforts[i], float))
+                writer.write(connection, int(round(records[i] * 1e9)), serialize(message, JOINT_STATE))
+    return path
