@@ -130,6 +130,7 @@ def _ticks(adapter, data):
     return np.stack(out)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("optimizer", ["sgd", "adam", "memory"])
 def test_no_call_compiles_after_construction(parts, optimizer):
     from fastadapt.optim import MemoryConfig, metagd
@@ -146,6 +147,7 @@ def test_no_call_compiles_after_construction(parts, optimizer):
             assert COMPILES == [], f"compiled after construction: {COMPILES}"
 
 
+@pytest.mark.slow
 def test_compiled_ahead_and_in_the_background_the_numbers_are_the_same(parts):
     """The AOT-compiled adapter, the lazily jitted one and the background one predict the same torques
     and end at the same parameters, bit for bit; all match the runner to float32 rounding."""

@@ -42,6 +42,7 @@ def test_main_turns_an_error_into_one_line_and_status_2(fixtures, tmp_path, caps
     assert err.count("\n") == 1 and err.startswith("fastadapt: error: ") and "not a fastadapt trained loss" in err
 
 
+@pytest.mark.slow
 def test_force_removes_only_what_fastadapt_wrote(fixtures, tmp_path):
     out = tmp_path / "run"
     argv = meta_train(fixtures["train"], fixtures["test"], out)

@@ -62,6 +62,7 @@ def test_missing_and_damaged_config_files(tmp_path):
         load_config(tmp_path / "bad.json", PipelineConfig())
 
 
+@pytest.mark.slow
 def test_a_run_reruns_from_its_config_json_with_overrides_on_top(tmp_path, capsys):
     first = tmp_path / "first"
     assert main(["lrmem", "rosenbrock", "--quick", "--no-progress", "--out", str(first), "steps=50"]) == 0

@@ -9,6 +9,7 @@ from fastadapt.cli import main
 from fastadapt.optim.learned_lstm import preprocess
 
 
+@pytest.mark.slow
 def test_rosenbrock_metagd_beats_gd_and_the_reused_memory_is_faster(tmp_path):
     assert main(["lrmem", "rosenbrock", "--out", str(tmp_path), "--no-progress", "steps=2500"]) == 0
     runs = json.loads((tmp_path / "metrics.json").read_text())["runs"]

@@ -42,6 +42,7 @@ def _task(model, start_params=None):
                                Normalizer(ones(3 * J), ones(3 * J), ones(J), ones(J)), start_params, None, model, 4, 1, 5)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("loss_name", ["structured", "state-dependent", "mlp"])
 def test_meta_gradient_matches_finite_differences(loss_name):
     with enable_x64():
@@ -62,6 +63,7 @@ def _check_against_central_differences(objective, phi, seed: int):
         assert float(grad @ direction) == pytest.approx(float(numeric), rel=1e-5, abs=1e-9)
 
 
+@pytest.mark.slow
 def test_inner_step_is_one_sgd_step_on_the_learned_loss():
     task, loss, phi, theta, a, _ = _problem("structured")
     new = inner_step(task, loss, 0.1, phi, theta, a)
@@ -87,6 +89,7 @@ CONFIG = MetaTrainConfig(loss="structured", epochs=4, eval_every=2, eval_steps=2
                          batches_per_epoch=8, hidden=(16,), eval_points=256, meta_optimizer="adam")
 
 
+@pytest.mark.slow
 def test_meta_training_beats_plain_mse_and_saves_loss(tmp_path):
     train, test = _smooth_dataset(3, 0), _smooth_dataset(2, 1)
     result = MetaTrainer(CONFIG, train, test).run(tmp_path, progress=False)
@@ -137,6 +140,7 @@ def test_warm_start_batch_starts_from_a_given_model():
     assert float(fresh[0]) != pytest.approx(float(expected), rel=1e-3)
 
 
+@pytest.mark.slow
 def test_warm_start_meta_training_runs_and_evaluates_from_pretrained_models():
     train, test = _smooth_dataset(4, 0), _smooth_dataset(2, 1)
     config = dataclasses.replace(CONFIG, start="pretrained", pretrain_models=2, pretrain_steps=200, epochs=2)
@@ -158,6 +162,7 @@ def test_warm_start_needs_two_trajectories_and_a_known_start():
         dataclasses.replace(CONFIG, start="warm")
 
 
+@pytest.mark.slow
 def test_unrolled_meta_gradient_matches_finite_differences():
     """update='unroll': the gradient through the whole chain of M inner steps (second order at every
     step) against central differences of the mean task loss along the chain."""
@@ -197,6 +202,7 @@ def _stream(steps, joints=2, batch=5, seed=7):
     return Samples(jax.random.normal(k1, (steps, batch, 3 * joints)), jax.random.normal(k2, (steps, batch, joints)))
 
 
+@pytest.mark.slow
 def test_online_objective_of_one_step_is_algorithm_1s_objective():
     """A truncation of length 1 on batches (b_0, b_1) is Algorithm 1's objective with inner b_0, outer b_1."""
     from fastadapt.meta.algorithm import online_objective
@@ -210,6 +216,7 @@ def test_online_objective_of_one_step_is_algorithm_1s_objective():
         np.testing.assert_allclose(g_online, g_step, rtol=1e-5, atol=1e-7)
 
 
+@pytest.mark.slow
 def test_online_meta_gradient_matches_finite_differences_and_scores_the_next_batch():
     from fastadapt.meta.algorithm import online_objective
 
@@ -228,6 +235,7 @@ def test_online_meta_gradient_matches_finite_differences_and_scores_the_next_bat
         _check_against_central_differences(lambda p: online_objective(task, loss, 0.05, p, theta, stream)[0], phi, seed=2)
 
 
+@pytest.mark.slow
 def test_online_epoch_carries_the_model_across_truncations():
     """With phi held (eta = 0), 3 truncations of 2 steps score exactly what one unbroken 6-step stream
     scores: the model is carried on, and consecutive truncations share their boundary batch."""
@@ -246,6 +254,7 @@ def test_online_epoch_carries_the_model_across_truncations():
     assert task.meta_stream(stream_key, 7).x.shape == (7, 5, 6)
 
 
+@pytest.mark.slow
 def test_online_meta_training_runs_resumes_and_refuses_streams_longer_than_the_data(tmp_path):
     train, test = _smooth_dataset(3, 0), _smooth_dataset(2, 1)
     config = dataclasses.replace(CONFIG, update="online", iters_max=4, batches_per_epoch=6, epochs=2, eval_every=1,
@@ -270,6 +279,7 @@ def test_online_meta_training_runs_resumes_and_refuses_streams_longer_than_the_d
         GenericTrainer(online_sine, sine.sine_task(online_sine), sine.meta_loss(online_sine))
 
 
+@pytest.mark.slow
 def test_online_evaluation_scores_each_batch_before_its_step_and_keeps_the_mean():
     from fastadapt.meta.algorithm import inner_step, learning_curve
 
@@ -302,6 +312,7 @@ def test_online_evaluation_scores_each_batch_before_its_step_and_keeps_the_mean(
                     train, test)
 
 
+@pytest.mark.slow
 def test_learned_rate_is_meta_trained_saved_and_loaded_with_the_loss(tmp_path):
     from fastadapt.losses.regression import LearnedRateLoss
 
@@ -316,6 +327,7 @@ def test_learned_rate_is_meta_trained_saved_and_loaded_with_the_loss(tmp_path):
     assert MetaTrainer(dataclasses.replace(config, loss="mse"), train, test).loss.learned
 
 
+@pytest.mark.slow
 def test_unrolled_meta_training_runs_and_resumes(tmp_path):
     train, test = _smooth_dataset(3, 0), _smooth_dataset(2, 1)
     config = dataclasses.replace(CONFIG, update="unroll", iters_max=3, epochs=2, eval_every=1)
@@ -326,6 +338,7 @@ def test_unrolled_meta_training_runs_and_resumes(tmp_path):
     assert np.all(np.isfinite(full.history["task_loss"]))
 
 
+@pytest.mark.slow
 def test_per_layer_rates_step_each_layer_at_its_rate_everywhere_the_loss_is_stepped():
     """SGD at alpha on a loss with log rates r (scalar) and r_l (per layer) steps layer l at
     alpha exp(r + r_l): the meta-trainer's inner step, the runner and the learning curve agree with a
@@ -360,6 +373,7 @@ def test_per_layer_rates_step_each_layer_at_its_rate_everywhere_the_loss_is_step
                                            params64, seed=3)
 
 
+@pytest.mark.slow
 def test_per_layer_rates_are_meta_trained_saved_and_used_by_the_adapter(tmp_path):
     from fastadapt.adapt.adapter import Adapter
     from fastadapt.adapt.runner import run_updates

@@ -46,6 +46,7 @@ def test_meta_loss_is_the_papers_network_and_mse_baseline_is_exact():
     assert float(task.baseline_loss.apply({}, pred, target)) == pytest.approx(manual, rel=1e-6)
 
 
+@pytest.mark.slow
 def test_ml3_sine_command_writes_figure_metrics_and_resumes(tmp_path):
     args = ["ml3", "sine", "--quick", "--out", str(tmp_path), "--no-progress", "epochs=2", "batches_per_epoch=2",
             "eval_every=1", "eval_steps=5", "test_tasks=3", "eval_seeds=3"]

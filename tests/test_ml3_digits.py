@@ -22,6 +22,7 @@ def test_binary_cross_entropy_is_the_closed_form():
     assert float(BinaryCrossEntropyLoss().apply({}, logits, labels)) == pytest.approx(expected, rel=1e-6)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("size, kernel, flat", [(8, 3, 2 * 2 * 16), (28, 5, 7 * 7 * 16)])
 def test_lenet_shapes(size, kernel, flat):
     model = LeNet(image_size=size, kernel=kernel)
@@ -42,6 +43,7 @@ def test_pairs_are_distinct_and_split_into_train_and_held_out_images():
     assert not any(row.tobytes() in train for row in data.eval_x[0])
 
 
+@pytest.mark.slow
 def test_digits_task_scores_and_accuracy():
     task = digits_task(Config(pairs=(0, 1, 2, 3), batch_size=8))
     theta = task.start(jax.random.PRNGKey(0))

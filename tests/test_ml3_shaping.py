@@ -38,6 +38,7 @@ def test_shaped_sine_task_loss_is_the_distance_to_the_true_frequency():
     assert grad(shaped, 7.0) > 0 and grad(plain, 7.0) < 0  # from omega = 7 MSE climbs away from nu = 0.7
 
 
+@pytest.mark.slow
 def test_shaped_meta_gradient_matches_finite_differences():
     with enable_x64():
         config = shaped_sine.Config(**{**SMALL_SINE, "points": 20})  # few ReLU kinks near the evaluation points
@@ -84,6 +85,7 @@ def test_planar_arm_dynamics_are_the_closed_form():
     np.testing.assert_allclose(u[:, 1], m12 * qdd[:, 0] + m22 * qdd[:, 1] - h * qd[:, 0] ** 2, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_lagrangian_model_inertia_is_positive_definite_and_enters_linearly():
     model = LagrangianModel(3, inertia_scale=(2.0, 1.0, 0.5), torque_scale=(5.0, 3.0, 1.0), velocity_scale=(1.0,) * 3)
     theta = model.init(jax.random.PRNGKey(0))
@@ -98,6 +100,7 @@ def test_lagrangian_model_inertia_is_positive_definite_and_enters_linearly():
                                rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_lagrangian_model_starts_near_the_mean_diagonal_inertia():
     """At init M_theta(q) ~ diag(D): the diagonal softplus is shifted to 1 and the couplings start small."""
     scale = (1.7, 2.5, 0.5, 0.5, 0.01, 0.009, 0.001)  # the iiwa's D: three orders of magnitude
@@ -109,6 +112,7 @@ def test_lagrangian_model_starts_near_the_mean_diagonal_inertia():
     assert np.abs(unit - np.diagonal(unit, axis1=-2, axis2=-1)[..., None] * np.eye(7)).max() < 0.35
 
 
+@pytest.mark.slow
 def test_physics_prior_shaping_term_is_the_scaled_inertia_error():
     config = physics_prior.quick(physics_prior.Config())
     data = {"train": dynamics_dataset("planar", 2, 20, 0.02, 0), "test": dynamics_dataset("planar", 1, 20, 0.02, 1)}

@@ -29,6 +29,7 @@ class LinearQuadratic:
         return self.q_final * x @ x
 
 
+@pytest.mark.slow
 def test_ilqr_solves_a_linear_quadratic_problem_as_the_riccati_recursion_does():
     with enable_x64():
         lq = LinearQuadratic(a=((1.0, 0.1), (0.0, 1.0)), b=((0.005,), (0.1,)))
@@ -47,6 +48,7 @@ def test_ilqr_solves_a_linear_quadratic_problem_as_the_riccati_recursion_does():
         assert len(solution.costs) >= 2 and solution.costs[1] == pytest.approx(solution.costs[-1], rel=1e-10)
 
 
+@pytest.mark.slow
 def test_ilqr_brings_the_reacher_to_a_goal():
     env = ReacherGoal()
     goal = jnp.asarray([-0.3, 0.6])

@@ -54,6 +54,7 @@ def test_reacher_inverse_dynamics_match_pybullet_and_the_step_inverts_them():
     np.testing.assert_allclose(jnp.abs(ReacherGoal().step(fast, jnp.asarray([2.0, -2.0]))[2:]), 20.0)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["pointmass", "reacher"])
 def test_gradient_through_a_rollout_matches_finite_differences(name):
     with enable_x64():
@@ -70,6 +71,7 @@ def _tiny_config(**keys):
     return mbrl.quick(mbrl.Config(**keys))
 
 
+@pytest.mark.slow
 def test_mbrl_meta_gradient_through_p_and_the_inner_step_matches_finite_differences():
     with enable_x64():
         config = dataclasses.replace(_tiny_config(), horizon=4, babbling_rollouts=1, model_fit_steps=5)
@@ -82,6 +84,7 @@ def test_mbrl_meta_gradient_through_p_and_the_inner_step_matches_finite_differen
         _check_against_central_differences(objective, phi, seed=1)
 
 
+@pytest.mark.slow
 def test_the_meta_loss_sees_states_as_constants_and_the_baseline_differentiates_through_p():
     config = dataclasses.replace(_tiny_config(), horizon=5, babbling_rollouts=1, model_fit_steps=5)
     task = mbrl.mbrl_task(config)
@@ -101,6 +104,7 @@ def test_the_meta_loss_sees_states_as_constants_and_the_baseline_differentiates_
     assert float(extra["model_task_loss"]) == pytest.approx(float(task.task_loss(theta, batch)), rel=1e-6)
 
 
+@pytest.mark.slow
 def test_the_buffer_wraps_around_and_p_learns_the_point_mass():
     env = PointmassGoal()
     model = DynamicsModel(env, (32,))
@@ -118,6 +122,7 @@ def test_the_buffer_wraps_around_and_p_learns_the_point_mass():
     np.testing.assert_allclose(model.step(params, s, a), env.step(s, a), atol=0.01)
 
 
+@pytest.mark.slow
 def test_mbrl_command_writes_figure_metrics_and_resumes_with_the_refreshed_model(tmp_path):
     args = ["rl", "mbrl-pointmass", "--quick", "--out", str(tmp_path), "--no-progress", "epochs=2", "eval_every=2",
             "refresh_every=1", "seeds=1", "eval_seeds=2", "batches_per_epoch=2", "iters_max=1", "horizon=8",

@@ -79,6 +79,7 @@ def test_surrogate_gradient_is_the_closed_form_policy_gradient():
         {"mu": mu, "sigma": sigma}, actions, advantage)
 
 
+@pytest.mark.slow
 def test_meta_gradient_reaches_the_loss_through_the_callback():
     config = mfrl.quick(mfrl.Config())
     task, loss = mfrl.mfrl_task(config), mfrl.meta_loss(config)
@@ -108,6 +109,7 @@ def test_samples_to_80_percent_by_hand():
         samples_to_fraction(samples, [0, 2, 5, 9, 10], fraction=1.5)
 
 
+@pytest.mark.slow
 def test_ppo_curve_counts_its_samples():
     out = ppo_curve(REACHER, np.array([0.1, 0.1]), 8, updates=2, n_steps=32, seed=0, eval_seed=1, hidden=(8,),
                     batch_size=16, n_epochs=1)
@@ -157,6 +159,7 @@ def test_mfrl_command_writes_figure_metrics_and_counts(tmp_path):
 
 
 # --- shaping with expert demonstrations (Fig. 6 c, d) -----------------------------------------------------------
+@pytest.mark.slow
 def test_ilqr_experts_reach_their_targets_within_the_torque_limit():
     from fastadapt.rl import demos
     from fastadapt.rl.envs import ReacherGoal
@@ -174,6 +177,7 @@ def test_ilqr_experts_reach_their_targets_within_the_torque_limit():
                                states[0], atol=1e-6)
 
 
+@pytest.mark.slow
 def test_cloning_loss_is_the_mean_squared_action_error_on_the_demonstration():
     from fastadapt.rl import demos
     from fastadapt.rl.envs import ReacherGoal

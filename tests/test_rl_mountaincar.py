@@ -43,6 +43,7 @@ def test_bad_mountain_car_config_is_refused():
         mountaincar.Config(intermediate_position=-2.0)
 
 
+@pytest.mark.slow
 def test_mountaincar_command_writes_figure_and_metrics(tmp_path):
     args = ["rl", "mountaincar", "--quick", "--out", str(tmp_path), "--no-progress", "epochs=2", "eval_every=2",
             "batches_per_epoch=2", "horizon=10", "eval_steps=3", "ilqr_iterations=2"]

@@ -63,6 +63,7 @@ def test_summary_pools_seeds_by_hand():
     assert "`eta=0.2__seed=1`: boom" in table
 
 
+@pytest.mark.slow
 def test_a_failing_point_is_reported_the_others_go_on_and_a_rerun_does_only_the_rest(tmp_path, capsys, monkeypatch):
     out = tmp_path / "sweep"
     real_run = rosenbrock.run
