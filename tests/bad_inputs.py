@@ -458,10 +458,69 @@ def _adapter_cases() -> list[Case]:
     ]
 
 
+def _bag_config_sweep_cases() -> list[Case]:
+    """ROS bags (written with rosbags' writers), saved configs given to --config, and sweeps."""
+    from fastadapt.data.rosbag import write_joint_state_bag
+
+    def bag(name, kind="ros2", stamps=None, names=("a", "b"), effort=True, **kwargs):
+        def make(w):
+            t = np.arange(30) * 0.01 + 50 if stamps is None else stamps
+            q = np.stack([np.sin(t), np.cos(t)], axis=1)
+            return write_joint_state_bag(w / name, t, list(names), q, q, q if effort else None, kind=kind, **kwargs)
+        return make
+
+    def imp(make, *extra):
+        return lambda fx, w: ["data", "import", str(make(w)), str(w / "out.npz"), *extra]
+
+    def saved(content, name="config.json"):
+        def make(w):
+            (w / name).write_text(content if isinstance(content, str) else json.dumps(content))
+            return w / name
+        return make
+
+    backwards = np.arange(30) * 0.01 + 50
+    backwards[15:] -= 1.0
+    sweep = lambda *extra: (lambda fx, w: ["sweep", *extra, "--out", str(w / "s")])
+    return [
+        Case("data import: missing bag", FileNotFoundError, r"ROS bag not found", imp(lambda w: w / "none.bag")),
+        Case("data import: not a bag", DataError, r"not a readable ROS bag", imp(lambda w: empty(w, "x.bag"))),
+        Case("data import: a ROS 1 bag not named .bag", DataError, r"not a readable ROS bag .* whose name must end in .bag",
+             imp(bag("b7", kind="ros1"))),
+        Case("data import: topic missing", DataError, r"no topic '/arm'; the bag's topics: /joint_states",
+             imp(bag("b1"), "--topic", "/arm")),
+        Case("data import: joint missing", DataError, r"has no joint\(s\) 'c'; its joints: \['a', 'b'\]",
+             imp(bag("b2", kind="mcap"), "--joints", "a,c")),
+        Case("data import: effort empty", DataError, r"effort is empty in every message on '/joint_states'",
+             imp(bag("b3.bag", kind="ros1", effort=False))),
+        Case("data import: stamps go backwards", DataError, r"header stamps go backwards by 0.99 s at message 15",
+             imp(bag("b4", stamps=backwards, record_times=np.arange(30) * 0.01 + 50))),
+        Case("data import: --rate -1", DataError, r"--rate must be a positive number of Hz", imp(bag("b5"), "--rate", "-1")),
+        Case("data import: output exists", FileExistsError, r"exists; pass --force",
+             lambda fx, w: ["data", "import", str(bag("b6")(w)), str(fx["train"])]),
+        Case("--config: missing file", FileNotFoundError, r"config file not found",
+             lambda fx, w: ["lrmem", "rosenbrock", "--config", str(w / "none.json"), "--out", str(w / "r")]),
+        Case("--config: not JSON", ConfigError, r"not a JSON config",
+             lambda fx, w: ["lrmem", "rosenbrock", "--config", str(saved("{oops")(w)), "--out", str(w / "r")]),
+        Case("--config: another experiment's", ConfigError, r"unknown config key\(s\) 'clip'",
+             lambda fx, w: ["ml3", "sine", "--config", str(saved({"clip": 1.0})(w)), "--out", str(w / "r")]),
+        Case("--config: wrong type", ConfigError, r"'steps': expected a value of type int, got \"many\"",
+             lambda fx, w: ["lrmem", "rosenbrock", "--config", str(saved({"steps": "many"})(w)), "--out", str(w / "r")]),
+        Case("--config with --quick", ConfigError, r"--quick and --config together",
+             lambda fx, w: ["lrmem", "rosenbrock", "--quick", "--config", str(saved({})(w)), "--out", str(w / "r")]),
+        Case("sweep: nothing to sweep", ConfigError, r"nothing to sweep", sweep("rosenbrock", "steps=3")),
+        Case("sweep: bad value", ConfigError, r"'steps=x': expected a value of type int", sweep("rosenbrock", "steps=3,x")),
+        Case("sweep: --seeds without a seed key", ConfigError, r"has no seed key", sweep("rosenbrock", "--seeds", "2")),
+        Case("sweep: --seeds 0", ConfigError, r"--seeds must be at least 1", sweep("sim", "--seeds", "0")),
+        Case("sweep: no default metric", ConfigError, r"no default metric .* pass --metric", sweep("id-batch", "steps=1,2")),
+        Case("sweep: meta-train", ConfigError, r"sweep runs experiments", sweep("meta-train", "alpha=1,2")),
+    ]
+
+
 def all_cases() -> list[Case]:
     groups = {"data files (npz, csv) x 4 verbs": _data_cases(), "trained loss files": _loss_file_cases(),
               "checkpoints and markers": _checkpoint_cases(), "run directories and outputs": _run_directory_cases(),
-              "configs and options": _config_cases(), "Adapter API": _adapter_cases()}
+              "configs and options": _config_cases(), "ROS bags, saved configs, sweeps": _bag_config_sweep_cases(),
+              "Adapter API": _adapter_cases()}
     return [dataclasses.replace(case, group=group) for group, cases in groups.items() for case in cases]
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from fastadapt.cli import main
 from fastadapt.data import io
-from fastadapt.data.rosbag import import_bag, read_joint_states, write_joint_state_bag
+from fastadapt.data.rosbag import import_bag, write_joint_state_bag
 from fastadapt.data.trajectory import DataError
 
 NAMES = ["shoulder", "elbow", "wrist"]

@@ -260,11 +260,9 @@ def run_on_ray(sweep: Sweep, progress, address: str | None, workers: int) -> tup
 
 
 def ray_available() -> bool:
-    try:
-        import ray  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    import importlib.util
+
+    return importlib.util.find_spec("ray") is not None
 
 
 # --- summary -------------------------------------------------------------------------------------------

@@ -66,7 +66,9 @@ def _open(bag: Path):
         reader = AnyReader([bag], default_typestore=_typestore())
         reader.open()
     except (AnyReaderError, OSError, ValueError) as error:
-        kind = "a ROS 2 bag directory (metadata.yaml with sqlite3 or MCAP storage)" if bag.is_dir() else "a ROS 1 .bag file"
+        kind = ("a ROS 2 bag directory (metadata.yaml with sqlite3 or MCAP storage)" if bag.is_dir() else
+                "a ROS 1 .bag file" if bag.suffix == ".bag" else
+                "a ROS 1 bag file, whose name must end in .bag, or a ROS 2 bag directory")
         raise DataError(f"{bag}: not a readable ROS bag ({error}); expected {kind}") from None
     return reader
 
