@@ -32,7 +32,7 @@ import time
 import typing
 from pathlib import Path
 
-from fastadapt.experiments.config import ConfigError, apply_overrides, known_keys
+from fastadapt.experiments.config import ConfigError, apply_overrides, key_types, known_keys
 from fastadapt.rundir import MARKER
 
 # a path into each point's metrics.json ("/" between keys, "*" for any key): the numbers the summary shows
@@ -76,7 +76,7 @@ def parse_grid(items: list[str], config) -> tuple[dict[str, list[str]], list[str
     (``meta.hidden=32,32|64,64``); every other key by commas. Every value is checked against the config
     before anything runs."""
     grid, fixed = {}, []
-    hints = _key_types(config)
+    hints = key_types(config)
     for item in items:
         if "=" not in item:
             raise ConfigError(f"'{item}': expected key=v1,v2,...")
@@ -96,18 +96,6 @@ def parse_grid(items: list[str], config) -> tuple[dict[str, list[str]], list[str
         else:
             grid[key] = values
     return grid, fixed
-
-
-def _key_types(config, prefix: str = "") -> dict:
-    types = {}
-    hints = typing.get_type_hints(type(config))
-    for field in dataclasses.fields(config):
-        value = getattr(config, field.name)
-        if dataclasses.is_dataclass(value):
-            types.update(_key_types(value, f"{prefix}{field.name}."))
-        else:
-            types[prefix + field.name] = hints[field.name]
-    return types
 
 
 def seed_keys(config) -> list[str]:

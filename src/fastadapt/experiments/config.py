@@ -125,6 +125,18 @@ def _set(config, path: list[str], value: str, full_key: str):
         raise ConfigError(f"'{full_key}={value}': {error}") from None
 
 
+def key_types(config, prefix: str = "") -> dict:
+    """Every key of ``config`` (nested ones with dots) and its field type."""
+    hints, types = typing.get_type_hints(type(config)), {}
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        if dataclasses.is_dataclass(value):
+            types.update(key_types(value, f"{prefix}{field.name}."))
+        else:
+            types[prefix + field.name] = hints[field.name]
+    return types
+
+
 def known_keys(config, prefix: str = "") -> list[str]:
     """Every key that can be set on ``config`` (nested ones with dots), less its inert keys."""
     keys = []

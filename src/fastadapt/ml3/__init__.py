@@ -9,7 +9,7 @@ figures, ``metrics.json`` and ``report.md`` into ``directory``. The CLI reads th
 
 from __future__ import annotations
 
-import importlib
+from fastadapt.experiments.registry import load
 
 EXPERIMENTS = {
     "sine": "fastadapt.ml3.sine",
@@ -21,6 +21,4 @@ EXPERIMENTS = {
 
 
 def experiment(name: str):
-    if name not in EXPERIMENTS:
-        raise ValueError(f"unknown ml3 experiment '{name}', expected one of {sorted(EXPERIMENTS)}")
-    return importlib.import_module(EXPERIMENTS[name])
+    return load(EXPERIMENTS, "ml3", name)

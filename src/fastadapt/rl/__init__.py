@@ -8,7 +8,7 @@ registry: ``fastadapt rl NAME [--quick] [key=value ...]``.
 
 from __future__ import annotations
 
-import importlib
+from fastadapt.experiments.registry import load
 
 EXPERIMENTS = {
     "mbrl-pointmass": "fastadapt.rl.mbrl_pointmass",
@@ -21,6 +21,4 @@ EXPERIMENTS = {
 
 
 def experiment(name: str):
-    if name not in EXPERIMENTS:
-        raise ValueError(f"unknown rl experiment '{name}', expected one of {sorted(EXPERIMENTS)}")
-    return importlib.import_module(EXPERIMENTS[name])
+    return load(EXPERIMENTS, "rl", name)

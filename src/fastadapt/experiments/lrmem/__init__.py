@@ -8,7 +8,7 @@ writes figures, ``metrics.json`` and ``report.md`` into ``directory``. The CLI r
 
 from __future__ import annotations
 
-import importlib
+from fastadapt.experiments.registry import load
 
 EXPERIMENTS = {
     "rosenbrock": "fastadapt.experiments.lrmem.rosenbrock",
@@ -19,6 +19,4 @@ EXPERIMENTS = {
 
 
 def experiment(name: str):
-    if name not in EXPERIMENTS:
-        raise ValueError(f"unknown lrmem experiment '{name}', expected one of {sorted(EXPERIMENTS)}")
-    return importlib.import_module(EXPERIMENTS[name])
+    return load(EXPERIMENTS, "lrmem", name)
