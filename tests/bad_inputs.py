@@ -452,7 +452,7 @@ def _adapter_cases() -> list[Case]:
         Case("Adapter.predict: 3 joints for 2", DataError, r"q has 3 joints, the adapter's model has 2", call=tick([0, 0, 0], [0, 0], [0, 0])),
         Case("Adapter.predict: NaN", DataError, r"qd holds NaN/inf", call=tick([0, 0], [0, np.nan], [0, 0])),
         Case("Adapter.predict: 1e9 rad/s", DataError, r"qd = .* is beyond the physical limit 1000 rad/s", call=tick([0, 0], [1e9, 0], [0, 0])),
-        Case("Adapter.predict: text", DataError, r"q must be 2 numbers", call=tick(["a", "b"], [0, 0], [0, 0])),
+        Case("Adapter.predict: text", DataError, r"q must be 2 real numbers, got text", call=tick(["a", "b"], [0, 0], [0, 0])),
         Case("Adapter.observe: 1e30 Nm", DataError, r"tau = .* is beyond the physical limit 100000 Nm", call=tick([0, 0], [0, 0], [0, 0], [1e30, 0])),
         Case("Adapter.observe: inf torque", DataError, r"tau holds NaN/inf", call=tick([0, 0], [0, 0], [0, 0], [np.inf, 0])),
     ]

@@ -229,7 +229,7 @@ def test_inputs_near_their_limits_pass_and_beyond_them_fail(parts):
     assert adapter.observe(near, near, near, [1e4, 0, 0]) is False
     with pytest.raises(DataError, match=r"qd = \[0.  1.5 0. \] is beyond the physical limit 1 rad/s"):
         adapter.predict([0, 0, 0], [0, 1.5, 0], [0, 0, 0])
-    with pytest.raises(DataError, match="qdd_des must be 3 numbers"):
+    with pytest.raises(DataError, match="qdd_des must be 3 real numbers, got text"):
         adapter.predict([0, 0, 0], [0, 0, 0], ["a", "b", "c"])
     with pytest.raises(DataError, match="qd has 4 joints, the adapter's model has 3"):  # 3 + 4 + 2 = 9 values
         adapter.predict([0, 0, 0], [0, 0, 0, 0], [0, 0])
@@ -270,17 +270,84 @@ def test_the_update_process_reports_its_failure_and_ends_with_the_adapter(parts)
     assert not process.is_alive() and process.exitcode == 0
 
 
-def test_a_killed_update_process_is_an_error_not_a_hang(parts):
+def _tick(adapter, row):
+    return adapter.observe(row[:J], row[J:2 * J], row[2 * J:3 * J], row[3 * J:])
+
+
+def test_a_killed_update_process_is_an_error_on_the_next_call_not_a_stale_model(parts):
     import signal
 
     from fastadapt.adapt.update_process import UpdateProcessError
 
     model, norm, loss, phi, theta = parts
     with Adapter(model, norm, theta, loss, phi, background=True) as adapter:
+        row = np.zeros(4 * J)
+        assert adapter.healthy and _tick(adapter, row) is False
         os.kill(adapter._process._process.pid, signal.SIGKILL)
         adapter._process._process.join()
-        rows = np.zeros((5, 4 * J))
-        for row in rows:
-            adapter.observe(row[:J], row[J:2 * J], row[2 * J:3 * J], row[3 * J:])
-        with pytest.raises(UpdateProcessError, match="the update process exited with code -9"):
+        assert not adapter.healthy
+        with pytest.raises(UpdateProcessError, match=r"the update process is gone \(exit code -9, e\.g\. killed\)"):
+            _tick(adapter, row)  # the very next call, not a ring of batches later
+        with pytest.raises(UpdateProcessError, match="the update process is gone"):
+            adapter.predict(row[:J], row[J:2 * J], row[2 * J:3 * J])
+        with pytest.raises(UpdateProcessError):
             adapter.wait()
+
+
+def test_a_stopped_update_process_never_blocks_observe_and_the_oldest_batches_are_dropped(parts):
+    import signal
+    import time
+
+    from fastadapt.adapt.update_process import RING, BatchesDroppedWarning
+
+    model, norm, loss, phi, theta = parts
+    data = np.random.default_rng(0).normal(size=(5 * (RING + 40), 4 * J))
+    with Adapter(model, norm, theta, loss, phi, "sgd", 0.01, background=True) as adapter:
+        pid = adapter._process._process.pid
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            started = time.monotonic()
+            with pytest.warns(BatchesDroppedWarning, match=f"{RING - 1} batches behind"):
+                for row in data:  # 104 batches into a ring of 64, its reader stopped
+                    _tick(adapter, row)
+                    adapter.predict(row[:J], row[J:2 * J], row[2 * J:3 * J])
+            assert time.monotonic() - started < 5  # no wait anywhere (it would be forever)
+            assert adapter.dropped_batches == adapter.updates - (RING - 1) == 41
+            time.sleep(0.6)
+            assert not adapter.healthy and adapter._process.silent_seconds > 0.5
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        adapter.wait(timeout=30)
+        assert adapter.dropped_batches == 41 and adapter.pending_updates == 0
+        assert all(np.isfinite(np.asarray(leaf)).all() for leaf in jax.tree.leaves(adapter.params))
+        time.sleep(0.05)
+        assert adapter._process.silent_seconds < 0.5
+
+
+def test_after_close_predict_and_observe_raise(parts):
+    from fastadapt.adapt.adapter import AdapterClosedError
+
+    model, norm, loss, phi, theta = parts
+    row = np.zeros(4 * J)
+    for background in (False, True):
+        adapter = Adapter(model, norm, theta, loss, phi, background=background)
+        adapter.close()
+        assert not adapter.healthy
+        with pytest.raises(AdapterClosedError, match=r"predict\(\) on a closed Adapter"):
+            adapter.predict(row[:J], row[J:2 * J], row[2 * J:3 * J])
+        with pytest.raises(AdapterClosedError, match=r"observe\(\) on a closed Adapter"):
+            _tick(adapter, row)
+
+
+@pytest.mark.parametrize("bad, message", [
+    ("abc", r"q must be 3 real numbers, got text: 'abc'"),
+    ([1j, 0, 0], r"q must be 3 real numbers, got complex numbers"),
+    (np.zeros(3, np.complex64), r"q must be 3 real numbers, got complex numbers"),
+    ([[0, 0, 0]], r"q must be a vector of 3 numbers, got shape \(1, 3\)"),
+    ([0, 0], r"q has 2 joints, the adapter's model has 3"),
+])
+def test_inputs_that_are_not_real_vectors_are_refused_by_what_they_are(parts, bad, message):
+    model, norm, loss, phi, theta = parts
+    adapter = Adapter(model, norm, theta, loss, phi, warmup=False)
+    with pytest.raises(DataError, match=message):
+        adapter.predict(bad, [0, 0, 0], [0, 0, 0])

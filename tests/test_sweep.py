@@ -14,6 +14,7 @@ from fastadapt.experiments.inverse_dynamics import PipelineConfig
 from fastadapt.experiments.lrmem import rosenbrock
 
 ROSENBROCK = ["sweep", "rosenbrock", "--quick", "--no-progress", "steps=40,80", "eta=0.001"]
+STEPS_40, STEPS_80 = (sweeps.Point((("steps", v),), None).name for v in ("40", "80"))
 
 
 def test_grid_values_are_split_by_type_checked_and_single_values_fixed():
@@ -32,12 +33,44 @@ def test_grid_values_are_split_by_type_checked_and_single_values_fixed():
 
 def test_points_are_the_product_with_seeds_innermost_on_every_seed_key():
     points = sweeps.grid_points({"a": ["1", "2"], "b": ["x", "y"]}, seeds=2)
-    assert [p.name for p in points[:3]] == ["a=1__b=x__seed=0", "a=1__b=x__seed=1", "a=1__b=y__seed=0"]
+    assert [p.label for p in points[:3]] == ["a=1 b=x seed=0", "a=1 b=x seed=1", "a=1 b=y seed=0"]
+    assert [p.name.rsplit("-", 1)[0] for p in points[:3]] == ["a=1__b=x__seed=0", "a=1__b=x__seed=1", "a=1__b=y__seed=0"]
     assert len(points) == 8 and len({p.group for p in points}) == 4
     assert sweeps.seed_keys(PipelineConfig()) == ["meta.seed", "online.seed"]
     overrides = sweeps.point_overrides(points[1], PipelineConfig(), ["online.seeds=2"])
     assert overrides == ["online.seeds=2", "a=1", "b=x", "meta.seed=1", "online.seed=1"]
-    assert [p.name for p in sweeps.grid_points({"meta.hidden": ["32,32"]}, None)] == ["meta.hidden=32,32"]
+    assert [p.name[:-11] for p in sweeps.grid_points({"meta.hidden": ["32,32"]}, None)] == ["meta.hidden=32,32"]
+
+
+def test_point_names_are_unique_bounded_and_map_back_to_their_values():
+    """Values that differ only in characters a file name cannot hold get two names; a long value a short one."""
+    paths = sweeps.grid_points({"schunk_path": ["/data/a b.npz", "/data/a_b.npz", "/data/a?b.npz"]}, None)
+    names = [p.name for p in paths]
+    assert len(set(names)) == 3 and all(n.startswith("schunk_path=_data_a_b.npz-") for n in names)
+    long = sweeps.grid_points({"losses": ["structured," * 100, "mlp"]}, seeds=2)
+    assert all(len(p.name.encode()) <= sweeps.NAME_PREFIX + 11 for p in long)
+    assert len({p.name for p in long}) == 4
+
+
+def test_a_grid_whose_points_are_one_config_is_refused(tmp_path, capsys):
+    assert main(["sweep", "rosenbrock", "--serial", "--out", str(tmp_path / "s"), "steps=١٠٠,100"]) == 2
+    err = capsys.readouterr().err
+    assert "the grid points 'steps=١٠٠' and 'steps=100' are the same config" in err
+    assert not (tmp_path / "s").exists()
+
+
+def test_an_unreachable_ray_address_fails_within_seconds_naming_it(tmp_path, capsys):
+    pytest.importorskip("ray")
+    import time
+
+    started = time.monotonic()
+    assert main(["sweep", "rosenbrock", "--quick", "--address", "127.0.0.1:1", "--out", str(tmp_path / "s"),
+                 "steps=40,80"]) == 2
+    assert time.monotonic() - started < 10
+    assert "no Ray cluster at --address 127.0.0.1:1 (Connection refused" in capsys.readouterr().err
+    assert not (tmp_path / "s").exists()
+    with pytest.raises(ConfigError, match=r"--address 'nowhere': expected HOST:PORT"):
+        sweeps.check_address("nowhere")
 
 
 def test_metric_paths_with_wildcards():
@@ -57,10 +90,10 @@ def test_summary_pools_seeds_by_hand():
     summary = sweeps.summarise(sweep, results)
     first, second = summary["rows"]
     assert first["metrics"]["GD"]["mean"] == 2.0 and first["metrics"]["GD"]["std"] == pytest.approx(2 ** 0.5)
-    assert second["metrics"]["GD"] == {"mean": 5.0, "std": 0.0, "values": [5.0]} and second["failed"] == ["eta=0.2__seed=1"]
+    assert second["metrics"]["GD"] == {"mean": 5.0, "std": 0.0, "values": [5.0]} and second["failed"] == [points[3].name]
     table = sweeps.summary_markdown(summary)
     assert "| 0.1 | 2/2 | 2 ± 1.4 |" in table and "| 0.2 | 1/2 | 5 ± 0 |" in table
-    assert "`eta=0.2__seed=1`: boom" in table
+    assert f"`{points[3].name}`: boom" in table
 
 
 @pytest.mark.slow
@@ -79,18 +112,21 @@ def test_a_failing_point_is_reported_the_others_go_on_and_a_rerun_does_only_the_
     captured = capsys.readouterr()
     assert captured.out.count("Ray is not installed (pip install 'fastadapt[distributed]'); running the 2 points "
                               "one after another in this process") == 1
-    assert "point steps=80 failed: FloatingPointError: f is NaN after step 3" in captured.err
+    assert f"point {STEPS_80} failed: FloatingPointError: f is NaN after step 3" in captured.err
     assert "1 of 2 points failed" in captured.err
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["points"]["steps=40"]["status"] == "done" and summary["points"]["steps=80"]["status"] == "failed"
-    assert "FloatingPointError: f is NaN after step 3" in (out / "logs" / "steps=80.txt").read_text()
-    done = (out / "points" / "steps=40" / "metrics.json").stat().st_mtime_ns
+    assert summary["points"][STEPS_40]["status"] == "done" and summary["points"][STEPS_80]["status"] == "failed"
+    assert "FloatingPointError: f is NaN after step 3" in (out / "logs" / f"{STEPS_80}.txt").read_text()
+    assert json.loads((out / "points.json").read_text())[STEPS_80] == {"values": {"steps": "80"}, "seed": None}
+    done = (out / "points" / STEPS_40 / "metrics.json").stat().st_mtime_ns
 
     monkeypatch.setattr(rosenbrock, "run", real_run)
     assert main([*ROSENBROCK, "--out", str(out)]) == 0
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["points"]["steps=40"]["status"] == "skipped" and summary["points"]["steps=80"]["status"] == "done"
-    assert (out / "points" / "steps=40" / "metrics.json").stat().st_mtime_ns == done
+    assert summary["points"][STEPS_40]["status"] == "skipped" and summary["points"][STEPS_80]["status"] == "done"
+    assert (out / "points" / STEPS_40 / "metrics.json").stat().st_mtime_ns == done
+    owned = json.loads((out / ".fastadapt-run.json").read_text())["owned"]
+    assert owned[f"points/{STEPS_40}/"] == {"kind": "run"} and f"logs/{STEPS_80}.txt" in owned
     gd = [row["metrics"]["GD"]["mean"] for row in summary["rows"]]
     assert gd[1] < gd[0]  # more steps, lower Rosenbrock value
     assert (out / "sweep.png").stat().st_size > 0 and "| 80 | 1/1 |" in (out / "summary.md").read_text()
@@ -124,3 +160,42 @@ def test_the_same_sweep_on_a_local_ray_with_two_workers(tmp_path):
     assert main([*ROSENBROCK, "--out", str(parallel), "--workers", "2"]) == 0
     again = json.loads((parallel / "summary.json").read_text())
     assert {p["status"] for p in again["points"].values()} == {"skipped"} and again["rows"] == b["rows"]
+
+
+@pytest.mark.slow
+def test_a_killed_ray_sweep_leaves_no_ray_process_and_resumes(tmp_path):
+    """SIGKILL the sweep while its points run on a local Ray: raylet, GCS, the dashboard and runtime-env
+    agents and the workers all stop; the same command then finishes the sweep."""
+    pytest.importorskip("ray")
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from fastadapt.reaper import descendants, identify
+
+    out = tmp_path / "sweep"
+    argv = [sys.executable, "-m", "fastadapt.cli", *ROSENBROCK, "--workers", "2", "--out", str(out)]
+    driver = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    family, deadline = [], time.monotonic() + 120
+    while time.monotonic() < deadline:
+        family = identify(descendants(driver.pid))
+        names = [open(f"/proc/{pid}/cmdline").read() for pid, _ in family if os.path.exists(f"/proc/{pid}/cmdline")]
+        if any("ray::run_point" in n for n in names) and any("DashboardAgent" in n for n in names):
+            break
+        time.sleep(0.2)
+    else:
+        driver.kill()
+        pytest.fail("the Ray sweep did not start its points within 120 s")
+    family = [(pid, start) for pid, start in family if "fastadapt.reaper" not in open(f"/proc/{pid}/cmdline").read()]
+    driver.send_signal(signal.SIGKILL)
+    driver.wait(timeout=10)
+    deadline = time.monotonic() + 20
+    alive = lambda: [p for p in identify(pid for pid, _ in family) if p in family]  # noqa: E731
+    while alive() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    left = alive()
+    assert not left, f"still running after the kill: {left}"
+    assert main([*ROSENBROCK, "--out", str(out), "--serial"]) == 0  # the lock died with the driver
+    assert {p["status"] for p in json.loads((out / "summary.json").read_text())["points"].values()} <= {"done", "skipped"}

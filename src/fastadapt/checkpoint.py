@@ -22,7 +22,7 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from fastadapt.data.io import atomic_write, atomic_write_text
+from fastadapt.files import atomic_write, atomic_write_text
 
 
 class CheckpointError(ValueError):

@@ -273,7 +273,7 @@ def cmd_sweep(args) -> int:
 
     from fastadapt import sweep as sweeps
     from fastadapt.checkpoint import write_json
-    from fastadapt.data.io import atomic_write_text
+    from fastadapt.files import atomic_write_text
 
     if args.experiment in ("meta-train", "adapt"):
         raise ConfigError(f"sweep runs experiments (demo, sim, schunk, sim2real, lrmem, ml3, rl ones), not "
@@ -297,13 +297,18 @@ def cmd_sweep(args) -> int:
     workers = args.workers or os.cpu_count() or 1
     if args.workers is not None and args.workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {args.workers}")
+    points = sweeps.grid_points(grid, args.seeds)
+    sweeps.refuse_collisions(points, base, fixed)
+    if args.address and sweeps.ray_available() and not args.serial:
+        sweeps.check_address(args.address)
     extra = (["--quick"] if args.quick else []) + (["--config", str(Path(args.config).resolve())] if args.config else [])
     identity = {"config": {"experiment": words, "grid": grid, "fixed": fixed, "seeds": args.seeds or 0,
                            "quick": bool(args.quick)},
                 "inputs": input_files(config=args.config) if args.config else {}}
     name = f"sweep-{'-'.join(words[1:] or words)}{'-quick' if args.quick else ''}"
     with RunDirectory(Path(args.out or Path("runs") / name), identity, args.force, args.argv) as out:
-        sweep = sweeps.Sweep(words, base, grid, fixed, sweeps.grid_points(grid, args.seeds), out, metric, extra)
+        sweep = sweeps.Sweep(words, base, grid, fixed, points, out, metric, extra)
+        sweep.write_index()
         use_ray = sweeps.ray_available() and not args.serial
         if not use_ray:
             why = "--serial" if args.serial else "Ray is not installed (pip install 'fastadapt[distributed]')"

@@ -24,15 +24,19 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import hashlib
 import itertools
 import json
 import math
+import os
 import re
+import socket
 import time
 import typing
 from pathlib import Path
 
-from fastadapt.experiments.config import ConfigError, apply_overrides, key_types, known_keys
+from fastadapt import files
+from fastadapt.experiments.config import ConfigError, apply_overrides, config_dict, key_types, known_keys
 from fastadapt.rundir import MARKER
 
 # a path into each point's metrics.json ("/" between keys, "*" for any key): the numbers the summary shows
@@ -47,6 +51,10 @@ DEFAULT_METRICS = {
 }
 
 
+NAME_PREFIX = 80  # characters of a point's readable name (a file name may have 255 bytes)
+ADDRESS_TIMEOUT = 5.0  # seconds to reach a Ray cluster's address before the sweep gives up
+
+
 @dataclasses.dataclass(frozen=True)
 class Point:
     """One run of the sweep: the swept keys' values (text, as given) and the seed (None: the config's)."""
@@ -59,9 +67,20 @@ class Point:
         return [f"{k}={v}" for k, v in self.values]
 
     @property
-    def name(self) -> str:
+    def label(self) -> str:
+        """The point as the user wrote it: ``meta.alpha=0.001 seed=1``."""
         parts = [f"{k}={v}" for k, v in self.values] + ([f"seed={self.seed}"] if self.seed is not None else [])
-        return re.sub(r"[^A-Za-z0-9._=,+-]", "_", "__".join(parts) or "base")
+        return " ".join(parts) or "base"
+
+    @property
+    def name(self) -> str:
+        """Its run directory's name: a readable prefix (characters a file name cannot safely hold replaced,
+        at most :data:`NAME_PREFIX` of them) and a hash of the exact values, so two points never share a
+        name; ``points.json`` in the sweep directory maps each name back to its values."""
+        parts = [f"{k}={v}" for k, v in self.values] + ([f"seed={self.seed}"] if self.seed is not None else [])
+        readable = re.sub(r"[^A-Za-z0-9._=,+-]", "_", "__".join(parts) or "base")[:NAME_PREFIX]
+        exact = json.dumps([list(map(list, self.values)), self.seed], ensure_ascii=False)
+        return f"{readable}-{hashlib.sha256(exact.encode()).hexdigest()[:10]}"
 
     @property
     def group(self) -> tuple[tuple[str, str], ...]:
@@ -114,6 +133,35 @@ def point_overrides(point: Point, config, fixed: list[str]) -> list[str]:
     return [*fixed, *point.overrides, *seeds]
 
 
+def refuse_collisions(points: list[Point], config, fixed: list[str]) -> None:
+    """Refuse a grid two of whose points are one config (``steps=100,١٠٠``: two spellings of 100): the second
+    would only repeat the first."""
+    seen = {}
+    for point in points:
+        final = json.dumps(config_dict(apply_overrides(config, point_overrides(point, config, fixed))), sort_keys=True)
+        if final in seen:
+            raise ConfigError(f"the grid points '{seen[final].label}' and '{point.label}' are the same config; "
+                              "give each value once")
+        seen[final] = point
+
+
+def check_address(address: str, timeout: float = ADDRESS_TIMEOUT) -> None:
+    """Fail within ``timeout`` seconds, naming the address, when nothing listens at a Ray cluster's
+    ``HOST:PORT`` (``ray.init`` would retry for minutes). ``auto`` and ``local`` are left to Ray."""
+    if address in ("auto", "local"):
+        return
+    host, _, port = address.split("://", 1)[-1].rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError(f"--address {address!r}: expected HOST:PORT of a Ray cluster's head (e.g. 10.0.0.5:6379)")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+            pass
+    except OSError as error:
+        why = "timed out" if isinstance(error, TimeoutError) else (error.strerror or str(error))
+        raise ConnectionError(f"no Ray cluster at --address {address} ({why} within {timeout:g} s); start one with "
+                              "`ray start --head`, or leave --address out to start a local Ray") from None
+
+
 # --- metrics -------------------------------------------------------------------------------------------
 def metric_values(metrics: dict, pattern: str) -> dict[str, float]:
     """The numbers at ``pattern`` ("a/*/c") in a metrics dict, named by the keys ``*`` matched (or by the
@@ -151,8 +199,9 @@ def point_done(directory: Path) -> bool:
 
 
 def run_point(argv: list[str], directory: str, log: str, metric: str) -> dict:
-    """Run one point (``fastadapt ARGV``) with its output in ``log``; never raises: a failure is returned
-    as {"status": "failed", "error": ...}. Also returns when it started and its own run time in seconds."""
+    """Run one point (``fastadapt ARGV``) with its output in ``log``; never raises (but for Ctrl-C): a
+    failure, its log's included, is returned as {"status": "failed", "error": ...}. Also returns when it
+    started and its own run time in seconds."""
     from fastadapt import cli
 
     started = time.time()
@@ -161,19 +210,23 @@ def run_point(argv: list[str], directory: str, log: str, metric: str) -> dict:
     if point_done(directory):
         result["status"] = "skipped"
     else:
-        Path(log).parent.mkdir(parents=True, exist_ok=True)
-        with open(log, "w") as handle, contextlib.redirect_stdout(handle), contextlib.redirect_stderr(handle):
-            try:
-                print("fastadapt " + " ".join(argv), flush=True)
-                cli.run(argv)
-                result["status"] = "done"
-            except BaseException as error:  # noqa: BLE001: a point's failure is reported, the sweep goes on
-                if isinstance(error, KeyboardInterrupt):
-                    raise
-                result.update(status="failed", error=f"{type(error).__name__}: {cli.describe(error)}")
-                import traceback
+        try:
+            with contextlib.ExitStack() as stack:
+                Path(log).parent.mkdir(parents=True, exist_ok=True)
+                handle = stack.enter_context(open(log, "w"))
+                stack.enter_context(contextlib.redirect_stdout(handle))
+                stack.enter_context(contextlib.redirect_stderr(handle))
+                try:
+                    print("fastadapt " + " ".join(argv), flush=True)
+                    cli.run(argv)
+                    result["status"] = "done"
+                except (Exception, SystemExit) as error:  # noqa: BLE001: a point's failure is reported, the sweep goes on
+                    result.update(status="failed", error=f"{type(error).__name__}: {cli.describe(error)}")
+                    import traceback
 
-                traceback.print_exc(file=handle)
+                    traceback.print_exc(file=handle)
+        except OSError as error:  # the log could not be written (a full disk, a name the file system refuses)
+            result.update(status="failed", error=f"{type(error).__name__}: {cli.describe(error)}")
     result["seconds"] = time.time() - started
     if result["status"] != "failed":
         try:
@@ -210,40 +263,70 @@ class Sweep:
     def call(self, point: Point) -> tuple[list[str], str, str, str]:
         return self.argv(point), str(self.point_dir(point)), str(self.log(point)), self.metric
 
+    def record(self, point: Point) -> None:
+        """Count the point's run directory and log as the sweep's (a Ray worker in another process wrote
+        them, so the sweep's run directory did not hear of them)."""
+        files.record(self.point_dir(point), files.RUN)
+        if self.log(point).exists():
+            files.record(self.log(point), files.FILE)
+
+    def write_index(self) -> None:
+        """``points.json``: each point's directory name and its exact values."""
+        files.atomic_write_text(self.directory / "points.json", json.dumps(
+            {p.name: {"values": dict(p.values), "seed": p.seed} for p in self.points}, indent=1, ensure_ascii=False))
+        for folder in ("points", "logs"):
+            files.make_directory(self.directory / folder)
+
 
 def run_serial(sweep: Sweep, progress) -> dict[Point, dict]:
     results = {}
     for point in sweep.points:
         results[point] = run_point(*sweep.call(point))
+        sweep.record(point)
         progress(point, results[point])
     return results
 
 
 def run_on_ray(sweep: Sweep, progress, address: str | None, workers: int) -> tuple[dict[Point, dict], float]:
-    """Each point a Ray task of one CPU; returns the results and the seconds ``ray.init`` took."""
+    """Each point a Ray task of one CPU; returns the results and the seconds ``ray.init`` took. A local Ray
+    (no ``address``) is stopped when the sweep ends, however it ends: its processes are watched by a
+    :class:`~fastadapt.reaper.Reaper`, which stops them should this process be killed."""
     import ray
 
+    from fastadapt.reaper import Reaper, descendants
+
     started = time.time()
+    reaper = None
     if address:
+        check_address(address)
         ray.init(address=address, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
     else:
+        reaper = Reaper.start()
         ray.init(num_cpus=workers, include_dashboard=False, logging_level="ERROR", log_to_driver=False)
+    watch = (lambda: reaper.watch(descendants(os.getpid()))) if reaper else (lambda: None)
+    watch()
     init_seconds = time.time() - started
     try:
         task = ray.remote(num_cpus=1, max_retries=0)(run_point)
         pending = {task.remote(*sweep.call(point)): point for point in sweep.points}
         results = {}
         while pending:
-            ready, _ = ray.wait(list(pending), num_returns=1)
+            ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
+            watch()  # the workers Ray started meanwhile
+            if not ready:
+                continue
             point = pending.pop(ready[0])
             try:
                 results[point] = ray.get(ready[0])
             except ray.exceptions.RayError as error:  # the worker died (killed, out of memory)
                 results[point] = {"status": "failed", "error": f"{type(error).__name__}: {str(error).splitlines()[0]}"}
             results[point]["received"] = time.time()
+            sweep.record(point)
             progress(point, results[point])
     finally:
         ray.shutdown()
+        if reaper is not None:
+            reaper.close()  # what ray.shutdown left (its agents), and on a kill everything: the reaper's pipe closes
     return results, init_seconds
 
 
@@ -338,7 +421,7 @@ def summary_figure(summary: dict, path: Path) -> Path | None:
                 ax.legend(fontsize=7)
     fig.suptitle(f"fastadapt sweep {summary['experiment']}: {summary['metric']} (mean ± std over seeds)", fontsize=9)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    files.atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
     plt.close(fig)
     return path
 

@@ -71,7 +71,7 @@ import numpy as np
 
 from fastadapt.adapt.host_forward import HostForward
 from fastadapt.adapt.runner import loss_and_prediction, make_optimizer
-from fastadapt.adapt.update_process import UpdateProcess
+from fastadapt.adapt.update_process import BatchesDroppedWarning, UpdateProcess, UpdateProcessError  # noqa: F401
 from fastadapt.data.batches import Normalizer, Samples
 from fastadapt.data.trajectory import DEFAULT_LIMITS, DataError, Limits
 from fastadapt.losses import make_loss
@@ -80,6 +80,10 @@ from fastadapt.losses.regression import scale_gradients
 
 class UpdateRejectedWarning(RuntimeWarning):
     """An online update would have made the model non-finite; the adapter kept its last good parameters."""
+
+
+class AdapterClosedError(RuntimeError):
+    """``predict`` or ``observe`` on an Adapter after ``close()``."""
 
 
 class _State(NamedTuple):
@@ -93,6 +97,7 @@ class _State(NamedTuple):
 
 class Adapter:
     SETTLE_EVERY = 64  # updates between reads of the rejection count
+    STALL_SECONDS = 0.5  # with ``background``: an update process silent this long is not healthy
 
     def __init__(self, model, normalizer: Normalizer, params, loss=None, loss_params=None,
                  optimizer="sgd", learning_rate: float = 1e-3, batch_size: int = 5, opt_state=None,
@@ -154,6 +159,7 @@ class Adapter:
         self.fallback_predictions = 0
         self._step, self._predict = self._build(model, normalizer, opt, on_tree, unravel_loss)
         self._process = None
+        self._closed = False
         if update_cpus is not None:
             update_cpus = set(update_cpus)
             if not background:
@@ -237,16 +243,36 @@ class Adapter:
     def _state(self, state: _State) -> None:
         self._view = (state, None)
 
-    def wait(self) -> None:
-        """Block until every update handed over so far has finished."""
+    def wait(self, timeout: float | None = None) -> None:
+        """Block until every update handed over so far has finished (with ``background``: TimeoutError after
+        ``timeout`` seconds, UpdateProcessError if the update process is gone)."""
         if self._process is not None:
-            self._process.wait()
+            self._process.wait(timeout)
         jax.block_until_ready(self._state.flat)
 
     def close(self) -> None:
-        """Stop the update process (after the updates already handed over)."""
+        """Stop the update process (after the updates already handed over); ``predict`` and ``observe``
+        raise :class:`AdapterClosedError` from then on."""
+        self._closed = True
         if self._process is not None:
             self._process.close()
+
+    @property
+    def healthy(self) -> bool:
+        """Whether the adapter is open and its updates go on: with ``background``, the update process is
+        alive, has not failed, has gone round its loop within ``STALL_SECONDS`` and drops no batches. A
+        controller that finds it False can fall back (e.g. to a fixed model) before ``observe`` raises."""
+        if self._closed:
+            return False
+        if self._process is None:
+            return True
+        return self._process.alive and self._process.silent_seconds < self.STALL_SECONDS and not self.dropped_batches
+
+    @property
+    def dropped_batches(self) -> int:
+        """Batches dropped, oldest first, because the update process fell a whole ring (64 batches) behind
+        (0 unless ``background``): ``observe`` never waits for it."""
+        return 0 if self._process is None else self._process.dropped
 
     def __enter__(self) -> "Adapter":
         return self
@@ -319,13 +345,18 @@ class Adapter:
             pass
         for k, ((name, quantity), value) in enumerate(zip(names, values)):
             try:
-                count = len(value)
-                if count == J:
-                    row[k * J: (k + 1) * J] = value
+                array = np.asarray(value)
             except (TypeError, ValueError):
-                raise DataError(f"{name} must be {J} numbers, got {value!r}") from None
-            if count != J:
-                raise DataError(f"{name} has {count} joints, the adapter's model has {J}")
+                raise DataError(f"{name} must be {J} real numbers, got {value!r}") from None
+            if array.dtype.kind not in "biuf":
+                kind = "text" if array.dtype.kind in "US" else ("complex numbers" if array.dtype.kind == "c" else
+                                                                 f"{array.dtype} values")
+                raise DataError(f"{name} must be {J} real numbers, got {kind}: {value!r}")
+            if array.ndim != 1:
+                raise DataError(f"{name} must be a vector of {J} numbers, got shape {array.shape}")
+            if len(array) != J:
+                raise DataError(f"{name} has {len(array)} joints, the adapter's model has {J}")
+            row[k * J: (k + 1) * J] = array
             part = row[k * J: (k + 1) * J]
             if not np.isfinite(part).all():
                 raise DataError(f"{name} holds NaN/inf: {part}")
@@ -337,7 +368,13 @@ class Adapter:
     _OBSERVE_NAMES = (("q", "q"), ("qd", "qd"), ("qdd", "qdd"), ("tau", "tau"))
 
     def predict(self, q, qd, qdd_des) -> np.ndarray:
-        """Feed-forward torque (Nm) for the current state and desired acceleration; always finite."""
+        """Feed-forward torque (Nm) for the current state and desired acceleration; always finite. Raises
+        :class:`UpdateProcessError` once the update process is gone (never a stale model without a word)
+        and :class:`AdapterClosedError` after ``close()``."""
+        if self._closed:
+            raise AdapterClosedError("predict() on a closed Adapter")
+        if self._process is not None:
+            self._process.check()
         x = self._x
         self._fill(x, self._PREDICT_NAMES, (q, qd, qdd_des), self._x_scaled)
         state, host = self._view
@@ -375,7 +412,14 @@ class Adapter:
 
     def observe(self, q, qd, qdd, tau) -> bool:
         """Record one measured sample; returns True when it completed a batch and an update was started
-        (dispatched, or with ``background`` handed to the update process)."""
+        (dispatched, or with ``background`` handed to the update process). Never waits: with ``background``,
+        when the update process is a whole ring of batches behind, the oldest batches are dropped
+        (``dropped_batches``, and one :class:`BatchesDroppedWarning`). Raises :class:`UpdateProcessError` on
+        the first call after the update process died, :class:`AdapterClosedError` after ``close()``."""
+        if self._closed:
+            raise AdapterClosedError("observe() on a closed Adapter")
+        if self._process is not None:
+            self._process.check()
         self._fill(self._xy[self._count], self._OBSERVE_NAMES, (q, qd, qdd, tau), self._row_scaled)
         self._count += 1
         if self._count < self.batch_size:

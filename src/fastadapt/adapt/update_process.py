@@ -12,8 +12,9 @@ thread, against <= 100 us wanted); a process shares nothing but memory.
 
 Shared memory (one block, ``multiprocessing.RawArray``):
 
-    header  int64[8]       written (batches handed over), done (updates published), rejected,
-                           published slot, slot being read, failed
+    header  int64[13]      written (batches handed over), done (batches applied or dropped), rejected,
+                           published slot, slot being read, failed, idle, dropped, heartbeat (ns),
+                           a sequence counter per slot
     ring    float32[R, B, 4J]   batch k lives in ring[k % R] until it is done
     slots   float32[3, P]  three copies of the folded host parameters (a triple buffer)
 
@@ -26,7 +27,13 @@ architecture, so no reader can see a counter before the data it counts.
   without a batch it sets an ``idle`` flag and sleeps on the pipe (looking anyway every 10 ms, should
   the flag and a batch cross), and the control thread sends a byte only while that flag is set: an idle
   adapter costs 100 wake-ups a second, not 5,000.
-  If R batches are still waiting (the updates cannot keep up), the next batch waits for a free ring slot.
+  ``observe`` never waits. If the update process falls R batches behind (it cannot keep up, or it is
+  stopped), the control thread writes on round the ring over the oldest batches, and the update process
+  **drops the oldest**: before a batch k it skips to written - R + 1 when written - k >= R, and after
+  copying batch k it reads ``written`` again and drops the copy if the control thread has meanwhile
+  reached batch k + R (whose rows go into the same slot). ``dropped`` counts them.
+* control, every ``observe`` and ``predict``: is the update process alive (``waitpid(WNOHANG)``, one
+  system call of ~0.3 us)? If not, :class:`UpdateProcessError` at once, not a stale model.
 * control, ``predict``: lock: s = published, reading = s; then the forward pass on slots[s].
 * update process: for each new batch: the step; then lock: pick the slot that is neither published nor
   being read (of three, one always is), make its sequence counter odd; unlock; write the parameters
@@ -48,14 +55,15 @@ import os
 import platform
 import time
 import traceback
+import warnings
 import weakref
 
 import cloudpickle
 import numpy as np
 
-WRITTEN, DONE, REJECTED, PUBLISHED, READING, FAILED, IDLE, SEQUENCE = range(8)  # SEQUENCE + s: slot s's
-HEADER = 11
 SLOTS = 3
+WRITTEN, DONE, REJECTED, PUBLISHED, READING, FAILED, IDLE, DROPPED, BEAT, SEQUENCE = range(10)  # SEQUENCE + s: slot s's
+HEADER = SEQUENCE + SLOTS
 RING = 64
 POLL_SECONDS = 2e-4  # how often the update process looks for new batches while they keep coming
 IDLE_AFTER_SECONDS = 0.05  # without a batch for this long it waits for a byte on the pipe instead
@@ -106,6 +114,10 @@ class UpdateProcessError(RuntimeError):
     """The update process failed (its traceback is in the message) or is gone."""
 
 
+class BatchesDroppedWarning(RuntimeWarning):
+    """The update process fell a whole ring of batches behind; the oldest are being dropped."""
+
+
 class UpdateProcess:
     """The control side of the update process (see the module docstring)."""
 
@@ -128,15 +140,20 @@ class UpdateProcess:
         self._process.start()
         commands_in.close()
         self.batches = 0  # handed over (the control side's own count of header[WRITTEN])
+        self._popen = self._process._popen
+        self._warned_drop = False
         # an Adapter dropped without close() stops its process when it is collected
         self._finalizer = weakref.finalize(self, _stop, self._process, self._commands_out, self._replies)
         self.compile_seconds = self._receive("ready")
 
     # --- control side ---------------------------------------------------------------------------------
-    def _receive(self, expected: str):
+    def _receive(self, expected: str, timeout: float | None = None):
+        deadline = None if timeout is None else time.monotonic() + timeout
         while not self._replies.poll(0.05):
             if not self._process.is_alive():
                 raise UpdateProcessError(f"the update process exited with code {self._process.exitcode}")
+            if deadline is not None and time.monotonic() > deadline:
+                raise UpdateProcessError(f"the update process did not answer within {timeout:g} s (is it stopped?)")
         try:
             kind, value = self._replies.recv()
         except EOFError:
@@ -147,16 +164,18 @@ class UpdateProcess:
         return value
 
     def buffer(self) -> np.ndarray:
-        """The ring slot [B, 4J] the next batch is written to (waits while the ring is full)."""
-        header = self.layout.header
-        while self.batches - header[DONE] >= RING:
-            self._check_alive()
-            time.sleep(1e-4)
+        """The ring slot [B, 4J] the next batch is written to; never waits: with the ring full, the oldest
+        batch is overwritten (and the update process drops it)."""
         return self.layout.ring[self.batches % RING]
 
     def submit(self) -> None:
         """Hand over the batch written to ``buffer()``."""
         self.check()
+        if not self._warned_drop and self.batches - int(self.layout.header[DONE]) >= RING - 1:
+            self._warned_drop = True
+            warnings.warn(f"the update process is {RING - 1} batches behind (is it stopped, or too slow?); the "
+                          "oldest batches are dropped from now on (Adapter.dropped_batches counts them)",
+                          BatchesDroppedWarning, stacklevel=3)
         self.batches += 1
         header = self.layout.header
         if TOTAL_STORE_ORDER:  # the ring rows were stored before this count
@@ -198,25 +217,49 @@ class UpdateProcess:
     def rejected(self) -> int:
         return int(self.layout.header[REJECTED])
 
+    @property
+    def dropped(self) -> int:
+        """Batches dropped because the update process fell a whole ring behind: those it skipped, and those
+        already overwritten that it has not reached yet."""
+        header = self.layout.header
+        return int(header[DROPPED]) + max(0, self.batches - int(header[DONE]) - (RING - 1))
+
+    @property
+    def alive(self) -> bool:
+        """Whether the update process is running and has not failed (one ``waitpid``, ~0.3 us)."""
+        return self._popen.poll() is None and not self.layout.header[FAILED]
+
+    @property
+    def silent_seconds(self) -> float:
+        """Seconds since the update process last went round its loop (it does every <= 10 ms while it runs;
+        a large value: it is stopped or starved of CPU)."""
+        return max(0.0, (time.monotonic_ns() - int(self.layout.header[BEAT])) * 1e-9)
+
     def check(self) -> None:
+        """Raise :class:`UpdateProcessError` if the update process failed or is gone."""
+        if self._popen.poll() is None and not self.layout.header[FAILED]:
+            return
         if self.layout.header[FAILED]:
-            self._receive("never")  # raises with the update process's traceback
+            self._receive("never", timeout=2.0)  # raises with the update process's traceback
+        raise UpdateProcessError(f"the update process is gone (exit code {self._popen.poll()}, e.g. killed): the "
+                                 "adapter's parameters no longer update; build a new Adapter")
 
-    def _check_alive(self) -> None:
+
+    def wait(self, timeout: float | None = None) -> None:
+        deadline = None if timeout is None else time.monotonic() + timeout
         self.check()
-        if not self._process.is_alive():
-            raise UpdateProcessError(f"the update process exited with code {self._process.exitcode}")
-
-    def wait(self) -> None:
         while self.done < self.batches:
-            self._check_alive()
+            self.check()
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"the update process did not finish {self.batches - self.done} batches within "
+                                   f"{timeout:g} s (is it stopped?)")
             time.sleep(1e-4)
 
-    def state(self):
+    def state(self, timeout: float = 30.0):
         """(flat parameters, optimizer state) after every batch handed over so far, as numpy arrays."""
-        self._check_alive()
+        self.check()
         self._commands_out.send_bytes(b"s")
-        return self._receive("state")
+        return self._receive("state", timeout)
 
     def close(self) -> None:
         self._finalizer()
@@ -231,11 +274,16 @@ def _stop(process, commands, replies) -> None:
         except OSError:
             pass
         process.join(timeout=10)
-        if process.is_alive():
-            process.terminate()
+        if process.is_alive():  # stopped (SIGSTOP) or stuck: SIGKILL works on a stopped process too
+            process.kill()
             process.join()
     commands.close()
     replies.close()
+
+
+def _written(header, lock) -> int:
+    with lock:
+        return int(header[WRITTEN])
 
 
 def _serve(arguments: bytes, raw, batch_size: int, row: int, shapes, lock, commands, replies, cpus) -> None:
@@ -252,7 +300,8 @@ def _serve(arguments: bytes, raw, batch_size: int, row: int, shapes, lock, comma
 
         adapter = Adapter(**cloudpickle.loads(arguments), warmup=True, background=False)
         replies.send(("ready", adapter.construction_seconds))
-        done, message, last_batch = 0, None, time.monotonic()
+        done, dropped, message, last_batch = 0, 0, None, time.monotonic()
+        header[BEAT] = time.monotonic_ns()
         while True:
             idle = time.monotonic() - last_batch > IDLE_AFTER_SECONDS
             header[IDLE] = idle
@@ -266,13 +315,23 @@ def _serve(arguments: bytes, raw, batch_size: int, row: int, shapes, lock, comma
                     return
                 if message == b"q":
                     return
-            with lock:
-                written = int(header[WRITTEN])
+            header[BEAT] = time.monotonic_ns()
+            written = _written(header, lock)
             if done < written:
                 last_batch = time.monotonic()
                 header[IDLE] = 0
             while done < written:
-                state = adapter._step(adapter._state, adapter._flat_loss_params, layout.ring[done % RING].copy())
+                if written - done >= RING:  # the control thread went round the ring: the oldest are gone
+                    dropped += written - RING + 1 - done
+                    done = written - RING + 1
+                    with lock:
+                        header[DONE], header[DROPPED] = done, dropped
+                    continue
+                batch = layout.ring[done % RING].copy()
+                written = _written(header, lock)
+                if written - done >= RING:  # overwritten while it was copied: dropped above
+                    continue
+                state = adapter._step(adapter._state, adapter._flat_loss_params, batch)
                 adapter._state = state
                 host = np.array(state.host)  # the folded parameters, computed by the step
                 rejected = int(state.rejected)
@@ -288,6 +347,8 @@ def _serve(arguments: bytes, raw, batch_size: int, row: int, shapes, lock, comma
                     header[PUBLISHED] = slot
                     header[DONE] = done
                     header[REJECTED] = rejected
+                header[BEAT] = time.monotonic_ns()
+                written = _written(header, lock)
             if message == b"s":
                 message = None
                 replies.send(("state", (np.array(adapter._state.flat),

@@ -13,37 +13,17 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import re
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
 from fastadapt.data.derivatives import smoothed_derivative
+from fastadapt.files import atomic_write, atomic_write_text  # noqa: F401  (re-exported: the writers of data files)
 from fastadapt.data.trajectory import ARRAY_FIELDS, DEFAULT_LIMITS, DataError, Dataset, Limits, Trajectory, check_dt
 
 _KEY = re.compile(r"^(traj\d+)_(t|q|qd|qdd|tau)$")
 JOINT_FIELDS = ("q", "qd", "qdd", "tau")
-
-
-def atomic_write(path: Path, write) -> None:
-    """Call ``write(tmp_path)`` then rename onto ``path``: readers never see a half-written file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def atomic_write_text(path, text: str) -> Path:
-    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
-    return Path(path)
 
 
 def _check_new(path: Path, overwrite: bool) -> None:

@@ -34,7 +34,8 @@ from fastadapt.adapt.online import (
 from fastadapt.adapt.pretrain import pretrain
 from fastadapt.checkpoint import load_pytree, save_pytree, write_json
 from fastadapt.data.batches import normalised_samples, sequential_stream
-from fastadapt.data.io import atomic_write_text, load, save
+from fastadapt.data.io import load, save
+from fastadapt.files import atomic_write_text, make_directory
 from fastadapt.data.schunk import load_schunk, split_halves
 from fastadapt.data.trajectory import DEFAULT_LIMITS, Limits, concatenate
 from fastadapt.experiments.validation import require_at_least, require_nonempty, require_positive_rates
@@ -336,8 +337,7 @@ def relative_to_baselines(summary: dict, learned: list[str]) -> dict:
 def run(config: PipelineConfig, directory, progress: bool = True, log=print, limits: Limits = DEFAULT_LIMITS) -> dict:
     """Run the pipeline into ``directory`` (resumable: data and loss checkpoints are reused); user data
     (the Schunk logs) is checked against ``limits``."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
+    directory = make_directory(directory)
     started = time.time()
     write_json(directory / "config.json", config_dict(config))
     log(f"[1/5] data: {config.data}")

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from fastadapt.checkpoint import write_json
-from fastadapt.data.io import atomic_write_text
+from fastadapt.files import atomic_write_text, make_directory
 
 
 def steps_to(values, threshold) -> int | None:
@@ -17,9 +17,7 @@ def steps_to(values, threshold) -> int | None:
 
 
 def prepare(directory) -> Path:
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    return directory
+    return make_directory(directory)
 
 
 def markdown_table(header: list[str], rows: list[list]) -> str:

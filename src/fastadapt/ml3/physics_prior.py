@@ -199,7 +199,6 @@ def arm_data(config: Config, arm: str, directory=None) -> dict:
     draw = lambda count, seed: dynamics_dataset(arm, count, config.trajectory_steps, config.dt, seed)
     data = {"train": draw(config.train_trajectories, config.seed), "test": draw(config.test_trajectories, config.seed + 10_000)}
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         save_pytree(path, data, {"drawn_with": drawn_with})
     return data
 

@@ -11,7 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from fastadapt.data.batches import normalised_samples  # noqa: E402
-from fastadapt.data.io import atomic_write  # noqa: E402
+from fastadapt.files import atomic_write  # noqa: E402
 from fastadapt.losses import make_loss  # noqa: E402
 
 COLORS = {"mse": "tab:gray", "mlp": "tab:orange", "structured": "tab:green", "state-dependent": "tab:red"}
