@@ -9,7 +9,9 @@ or calls the library, inside a folder holding the user's files, and is judged:
 * ``wrong diagnosis``: a user error, but another class or message;
 * ``traceback``: an exception ``main`` does not turn into a message;
 * ``silent``: no error at all;
-* ``files lost``: any file the user had before the command changed or vanished (judged first).
+* ``hang``: still running after ``timeout`` seconds (a SIGALRM ends it, in the main thread only);
+* ``files lost``: any file the user had before the command changed or vanished (judged first);
+* ``wrote outside``: a file or folder appeared beside the case's folder (outside its --out).
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from typing import Callable
 import numpy as np
 
 from fastadapt import cli
+from fastadapt.adapt.adapter import AdapterClosedError
+from fastadapt.adapt.update_process import UpdateProcessError
 from fastadapt.checkpoint import CheckpointError
 from fastadapt.data import io
 from fastadapt.data.trajectory import DataError, Dataset, Trajectory
@@ -516,11 +520,168 @@ def _bag_config_sweep_cases() -> list[Case]:
     ]
 
 
+def _hardening_cases() -> list[Case]:
+    """Issue 23's classes: markers that would reach outside the run directory, a directory in use, sweeps whose
+    points collide or whose cluster is unreachable, the background Adapter's faults, bags, configs."""
+    from fastadapt.rundir import RunDirectory
+
+    def marker_listing(owned):
+        def argv(fx, w):
+            (w / "victim.txt").write_text("the user's, outside --out")
+            run = copied_run(fx, w)
+            marker = json.loads((run / MARKER).read_text())
+            marker["owned"] = owned(w)
+            (run / MARKER).write_text(json.dumps(marker))
+            return meta_train(fx["train"], fx["test"], run, "eta=0.5", "--force")
+        return argv
+
+    def in_use(fx, w):
+        out = w / "run"
+        with RunDirectory(out, {"config": {}, "inputs": {}}):  # another run holds it (another descriptor, same lock)
+            cli.run(meta_train(fx["train"], fx["test"], out))
+
+    def nested_config(fx, w):
+        (w / "deep.json").write_text("[" * 100_000)
+        return ["lrmem", "rosenbrock", "--config", str(w / "deep.json"), "--out", str(w / "r")]
+
+    def ragged_config(fx, w):
+        (w / "c.json").write_text(json.dumps({"train_targets": [[0.6, 0.35], [0.2]]}))
+        return ["rl", "demos", "--config", str(w / "c.json"), "--out", str(w / "r")]
+
+    def truncated_mnist(family):
+        def argv(fx, w):
+            import gzip
+
+            folder = w / "mnist"
+            folder.mkdir()
+            for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+                         "t10k-labels-idx1-ubyte"):
+                whole = gzip.compress(bytes([0, 0, 8, 1, 0, 0, 0, 200]) + bytes(200))
+                (folder / f"{name}.gz").write_bytes(whole[: len(whole) // 2])
+            return [family, "digits", f"source={folder}", "--out", str(w / "r")]
+        return argv
+
+    def background(fault):
+        def call(fx, w):
+            import os
+            import signal
+
+            from fastadapt.adapt.adapter import Adapter
+
+            adapter = Adapter.from_loss_file(fx["loss"], background=fault != "closed")
+            try:
+                if fault == "killed":
+                    os.kill(adapter._process._process.pid, signal.SIGKILL)
+                    adapter._process._process.join()
+                else:
+                    adapter.close()
+                return adapter.observe([0, 0], [0, 0], [0, 0], [0, 0])
+            finally:
+                adapter.close()
+        return call
+
+    def tick(q):
+        def call(fx, w):
+            from fastadapt.adapt.adapter import Adapter
+
+            return Adapter.from_loss_file(fx["loss"], warmup=False).predict(q, [0, 0], [0, 0])
+        return call
+
+    def bag(name, stamps=None, names=("a", "b"), kind="ros2", count=30):
+        def make(w):
+            from fastadapt.data.rosbag import write_joint_state_bag
+
+            t = np.arange(count) * 0.01 + 50 if stamps is None else stamps
+            q = np.stack([np.sin(t), np.cos(t)], axis=1)
+            return write_joint_state_bag(w / name, t, list(names), q, q, q, kind=kind)
+        return make
+
+    def imp(make, *extra):
+        return lambda fx, w: ["data", "import", str(make(w)), str(w / "out.npz"), *extra]
+
+    def unparsable_ros1(w):
+        from rosbags.rosbag1 import Writer
+
+        with Writer(w / "old.bag") as writer:
+            connection = writer.add_connection("/joint_states", "sensor_msgs/msg/JointState",
+                                               msgdef="Header header\nfloat64[ position\n", md5sum="0" * 32)
+            writer.write(connection, 1, bytes(40))
+        return w / "old.bag"
+
+    def corrupted_ros1(w):
+        path = bag("c.bag", kind="ros1", count=300)(w)
+        data = bytearray(path.read_bytes())
+        for k in range(8):
+            data[int(len(data) * 0.3) + k] ^= 0xFF
+        path.write_bytes(bytes(data))
+        return path
+
+    sweep = lambda *extra: (lambda fx, w: ["sweep", *extra, "--out", str(w / "s")])
+    rl = lambda name, *extra: (lambda fx, w: ["rl", name, "--quick", "--out", str(w / "r"), *extra])
+    return [
+        Case("--force: marker lists ../victim.txt", RunDirectoryError,
+             r"\.fastadapt-run\.json is damaged \(it lists '\.\./victim\.txt' is not a normalised path.*deletes nothing",
+             marker_listing(lambda w: {"../victim.txt": {"kind": "file", "size": 25, "sha256": "0"}})),
+        Case("--force: marker lists an absolute path", RunDirectoryError, r"is damaged \(it lists '/.*victim\.txt' is not a relative path",
+             marker_listing(lambda w: {str(w / "victim.txt"): {"kind": "file", "size": 25, "sha256": "0"}})),
+        Case("--force: marker's owned list without hashes", RunDirectoryError, r"is damaged \(it lists 'loss\.npz' has no size and hash",
+             marker_listing(lambda w: {"loss.npz": {"kind": "file"}})),
+        Case("--force: marker's owned not a table", RunDirectoryError, r"is damaged \('owned' is not a table of paths\)",
+             marker_listing(lambda w: ["../victim.txt"])),
+        Case("meta-train --out: in use by another run", RunDirectoryError,
+             r"is in use by another fastadapt run \(pid \d+, started", call=in_use),
+        Case("data convert OUT: unwritable, named by the user's path", PermissionError, r"Permission denied: /sys/x\.npz$",
+             lambda fx, w: ["data", "convert", str(fx["train"]), "/sys/x.npz"]),
+        Case("sweep: two spellings of one value", ConfigError, r"the grid points 'steps=١٠٠' and 'steps=100' are the same config",
+             sweep("rosenbrock", "--serial", "steps=١٠٠,100")),
+        Case("sweep: --address with nothing listening", ConnectionError,
+             r"no Ray cluster at --address 127\.0\.0\.1:1 \(Connection refused within 5 s\)",
+             sweep("rosenbrock", "--address", "127.0.0.1:1", "steps=40,80")),
+        Case("sweep: --address not HOST:PORT", ConfigError, r"--address 'nowhere': expected HOST:PORT",
+             sweep("rosenbrock", "--address", "nowhere", "steps=40,80")),
+        Case("ml3 shaped-sine frequency_min=3 frequency_max=0.5 (final values named)", ConfigError,
+             r"'frequency_min' \(3\.0\) must be below 'frequency_max' \(0\.5\)",
+             lambda fx, w: ["ml3", "shaped-sine", "--out", str(w / "r"), "frequency_min=3", "frequency_max=0.5"]),
+        Case("lrmem rosenbrock steps=10^23", ConfigError, r"'steps=100000000000000000000000': .* is out of range",
+             lambda fx, w: ["lrmem", "rosenbrock", "--out", str(w / "r"), "steps=100000000000000000000000"]),
+        Case("--config: 100,000 nested [", ConfigError, r"deep\.json: not a config \(its JSON is nested too deeply\)", nested_config),
+        Case("--config: a ragged train_targets", ConfigError,
+             r"'train_targets': expected a list of exactly 2 values, got \[0\.2\]", ragged_config),
+        Case("rl mbrl-pointmass goal_radius=1 (a min,max pair)", ConfigError,
+             r"'goal_radius=1': expected exactly 2 values separated by ',', got 1", rl("mbrl-pointmass", "goal_radius=1")),
+        Case("rl mbrl-pointmass train_degrees=1,2,3", ConfigError, r"expected exactly 2 values separated by ',', got 3",
+             rl("mbrl-pointmass", "train_degrees=1,2,3")),
+        Case("rl mfrl-reacher architectures=64;;64", ConfigError, r"'architectures=64;;64': an empty entry",
+             rl("mfrl-reacher", "architectures=64;;64")),
+        Case("lrmem digits: truncated .gz MNIST", DataError, r"train-images-idx3-ubyte\.gz: a damaged or truncated gzip file",
+             truncated_mnist("lrmem")),
+        Case("ml3 digits: truncated .gz MNIST", DataError, r"idx\d-ubyte\.gz: a damaged or truncated gzip file",
+             truncated_mnist("ml3")),
+        Case("Adapter.predict: 'abc'", DataError, r"q must be 2 real numbers, got text: 'abc'", call=tick("abc")),
+        Case("Adapter.predict: complex", DataError, r"q must be 2 real numbers, got complex numbers", call=tick([1j, 0])),
+        Case("Adapter.observe: update process killed", UpdateProcessError, r"the update process is gone \(exit code -9",
+             call=background("killed")),
+        Case("Adapter.observe: after close()", AdapterClosedError, r"observe\(\) on a closed Adapter", call=background("closed")),
+        Case("data import: a joint named twice, --joints picks it", DataError, r"names joint\(s\) 'a' more than once",
+             imp(bag("d1", names=("a", "a")), "--joints", "a")),
+        Case("data import: --joints ,", DataError, r"--joints ',': an empty joint name", imp(bag("d2"), "--joints", ",")),
+        Case("data import: every message one stamp", DataError, r"have one stamp .* the stamps do not advance",
+             imp(bag("d3", stamps=np.full(30, 50.0)))),
+        Case("data import: a ROS 1 definition rosbags cannot parse", DataError,
+             r"old\.bag: rosbags cannot read this ROS 1 bag \(AnyReaderError: Could not parse", imp(unparsable_ros1)),
+        Case("data import: bytes flipped mid-file", DataError, r"c\.bag: damaged, or a message rosbags cannot decode",
+             imp(corrupted_ros1)),
+        Case("data import: --rate 1e12", DataError, r"would make 2\.9e\+11 samples, more than 1e\+07; give a lower --rate",
+             imp(bag("d4"), "--rate", "1e12")),
+    ]
+
+
 def all_cases() -> list[Case]:
     groups = {"data files (npz, csv) x 4 verbs": _data_cases(), "trained loss files": _loss_file_cases(),
               "checkpoints and markers": _checkpoint_cases(), "run directories and outputs": _run_directory_cases(),
               "configs and options": _config_cases(), "ROS bags, saved configs, sweeps": _bag_config_sweep_cases(),
-              "Adapter API": _adapter_cases()}
+              "Adapter API": _adapter_cases(),
+              "outside --out, in-use directories, sweeps, background Adapter, bags, configs (issue 23)": _hardening_cases()}
     return [dataclasses.replace(case, group=group) for group, cases in groups.items() for case in cases]
 
 
@@ -533,18 +694,46 @@ def snapshot(root: Path) -> dict[str, str]:
 
 @dataclasses.dataclass
 class Outcome:
-    verdict: str  # clear | wrong diagnosis | traceback | silent | files lost
+    verdict: str  # clear | wrong diagnosis | traceback | silent | hang | files lost | wrote outside
     detail: str
     error: BaseException | None = None
 
 
-def run_case(case: Case, fixtures: dict, work: Path) -> Outcome:
+class Hang(Exception):
+    """A case ran past its time bound."""
+
+
+@contextlib.contextmanager
+def time_bound(seconds: float | None):
+    """Raise :class:`Hang` in the block after ``seconds`` (None, or not the main thread: no bound)."""
+    import signal
+    import threading
+
+    if not seconds or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def alarm(signum, frame):
+        raise Hang(f"still running after {seconds:g} s")
+
+    previous = signal.signal(signal.SIGALRM, alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def run_case(case: Case, fixtures: dict, work: Path, timeout: float | None = 300) -> Outcome:
     """Set the case up in ``work`` (a fresh folder), run it, and judge it."""
     work.mkdir(parents=True, exist_ok=True)
     fixture_root = Path(fixtures["train"]).parent
     before = {"fixtures": snapshot(fixture_root)}
+    neighbours = {p.name for p in work.parent.iterdir()}  # nothing may appear beside the case's folder
     error = None
-    with contextlib.redirect_stdout(text_io.StringIO()), contextlib.redirect_stderr(text_io.StringIO()):
+    with contextlib.redirect_stdout(text_io.StringIO()), contextlib.redirect_stderr(text_io.StringIO()), \
+            time_bound(timeout):
         try:
             if case.call is not None:
                 before["work"] = snapshot(work)
@@ -555,15 +744,21 @@ def run_case(case: Case, fixtures: dict, work: Path) -> Outcome:
                 cli.run(argv + (["--no-progress"] if _takes_progress(argv) else []))
         except BaseException as caught:  # noqa: BLE001 - judging every outcome is the point
             error = caught
+    appeared = {p.name for p in work.parent.iterdir()} - neighbours - {work.name}
+    if appeared:
+        return Outcome("wrote outside", f"wrote beside its folder: {sorted(appeared)}", error)
     for name, root in (("work", work), ("fixtures", fixture_root)):
         if name in before:
             after = snapshot(root)
             changed = [p for p, digest in before[name].items() if after.get(p) != digest]
             if changed:
                 return Outcome("files lost", f"changed or removed: {changed}", error)
+    if isinstance(error, Hang):
+        return Outcome("hang", str(error), error)
     if error is None:
         return Outcome("silent", "no error")
-    if not isinstance(error, cli.USER_ERRORS):
+    # the command line turns USER_ERRORS into one line; a library call may raise its own documented class
+    if not isinstance(error, cli.USER_ERRORS) and not (case.call is not None and type(error) is case.error):
         return Outcome("traceback", f"{type(error).__name__}: {error}", error)
     text = cli.describe(error)
     if type(error) is not case.error or not re.search(case.message, text):

@@ -181,3 +181,24 @@ def test_restarting_with_force_as_the_hint_says_gives_the_uninterrupted_result(f
     expected, got = read_archive(fixtures["loss"])[0], read_archive(out / "loss.npz")[0]
     for key in expected:
         np.testing.assert_array_equal(got[key], expected[key])
+
+
+def test_a_file_the_user_adds_while_meta_training_runs_survives_force(fixtures, tmp_path, monkeypatch):
+    """The user writes into the run directory between two checkpoints; the next --force keeps it."""
+    from fastadapt.meta import trainer
+
+    out = tmp_path / "run"
+    real_save = trainer.save_pytree
+
+    def save_and_meanwhile_the_user_writes(path, *args, **kwargs):
+        (out / "during.txt").write_text("the user's, written while the run went on")
+        return real_save(path, *args, **kwargs)
+
+    monkeypatch.setattr(trainer, "save_pytree", save_and_meanwhile_the_user_writes)
+    argv = meta_train(fixtures["train"], fixtures["test"], out)
+    assert cli.run(argv) == 0
+    monkeypatch.setattr(trainer, "save_pytree", real_save)
+    owned = json.loads((out / MARKER).read_text())["owned"]
+    assert "during.txt" not in owned and "loss.npz" in owned
+    assert cli.run(argv[:-1] + ["eta=0.02", "--force"]) == 0
+    assert (out / "during.txt").read_text() == "the user's, written while the run went on"

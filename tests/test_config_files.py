@@ -132,3 +132,30 @@ def test_every_key_of_every_experiment_has_help(capsys):
     trainer = [line for line in out.splitlines() if line.strip().startswith("alpha ")]
     assert trainer and "float" in trainer[0] and str(mfrl.Config().alpha) in trainer[0]
     assert set(field_docs(TrainerConfig)) == {f.name for f in dataclasses.fields(TrainerConfig)}
+
+
+@pytest.mark.parametrize("name, overrides, expect", [
+    ("shaped-sine", ["frequency_max=0.4", "frequency_min=0.1"], {"frequency_min": 0.1, "frequency_max": 0.4}),
+    ("sine", ["amplitude_max=0.1", "amplitude_min=0.05"], {"amplitude_min": 0.05, "amplitude_max": 0.1}),
+])
+def test_overrides_that_relate_two_keys_are_validated_together_once(name, overrides, expect):
+    """Both orders give the same config: validation sees the final values, not the state after each one."""
+    from fastadapt.cli import experiment_command
+    from fastadapt.experiments.config import apply_overrides
+
+    default = experiment_command(name)[1]
+    for order in (overrides, overrides[::-1]):
+        config = apply_overrides(default, order)
+        assert {k: getattr(config, k) for k in expect} == expect
+
+
+def test_fixed_length_and_empty_entries_are_refused_by_the_parser():
+    from fastadapt.experiments.config import ConfigError, apply_overrides
+    from fastadapt.rl import mbrl
+
+    config = apply_overrides(mbrl.Config(), ["goal_radius=0.4,1.2"])
+    assert config.goal_radius == (0.4, 1.2)
+    for text, message in [("goal_radius=1", "expected exactly 2 values"), ("train_degrees=1,2,3", "expected exactly 2"),
+                          ("goal_radius=1,", "an empty entry"), ("seed=2147483648", "out of range")]:
+        with pytest.raises(ConfigError, match=message):
+            apply_overrides(mbrl.Config(), [text])

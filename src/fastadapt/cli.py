@@ -133,7 +133,7 @@ def cmd_data(args) -> int:
             raise ConfigError("data import needs BAG and OUT paths (OUT ending in .npz or .csv)")
         out = Path(args.out)
         _check_output_file(out, args.force)
-        joints = tuple(j.strip() for j in args.joints.split(",") if j.strip()) if args.joints else None
+        joints = tuple(j.strip() for j in args.joints.split(",")) if args.joints is not None else None
         dataset, notes = import_bag(args.path, args.topic, joints, args.effort_topic, args.rate, args.gap,
                                     args.robot, limits)
         for note in notes:

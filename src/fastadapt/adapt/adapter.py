@@ -41,6 +41,10 @@ microseconds (cold caches), so the tick is a count of numpy calls: ~20 today.
   167-202 us, against 106-140 us with the process in the same runs, pinned or not (``update_cpus``
   pins it). Construction then also starts the process (~2 s more: Python, JAX, compilation). In the
   loop (the default) the prediction after an update waits for it (~150 us for the demo's network).
+  With ``background``, nothing on the control thread ever waits for the update process: a process that
+  falls a ring of 64 batches behind has the oldest dropped (``dropped_batches``); one that died is an
+  :class:`UpdateProcessError` on the next ``predict`` or ``observe`` (one ``waitpid``, ~0.3 us, per call);
+  ``healthy`` tells a controller beforehand. After ``close()`` both raise :class:`AdapterClosedError`.
 * ``gc.freeze()`` after construction is left to the application (it is process-wide); the benchmark
   measures it.
 

@@ -11,6 +11,7 @@ byte 3 the number of dimensions, then one uint32 per dimension, then the data. F
 from __future__ import annotations
 
 import gzip
+import zlib
 from pathlib import Path
 from typing import NamedTuple
 
@@ -52,8 +53,11 @@ def read_idx(path) -> np.ndarray:
     """One IDX file as a numpy array (uint8 data only, as MNIST's)."""
     path = Path(path)
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as handle:
-        raw = handle.read()
+    try:
+        with opener(path, "rb") as handle:
+            raw = handle.read()
+    except (EOFError, gzip.BadGzipFile, zlib.error) as error:
+        raise DataError(f"{path}: a damaged or truncated gzip file ({type(error).__name__}: {error})") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
         raise DataError(f"{path}: not an IDX file (bad magic number {raw[:4].hex() or 'empty'})")
     if raw[2] != 0x08:

@@ -36,6 +36,8 @@ JOINT_STATE = "sensor_msgs/msg/JointState"
 IRREGULAR = 0.05  # a step more than 5% off the median makes the log irregular
 GAP_STEPS = 10  # default gap threshold, in median steps
 MIN_SAMPLES = 5  # a piece between gaps shorter than this is dropped
+MAX_SAMPLES = 10_000_000  # resampling may make at most this many samples (10^7 x J x 5 float64 arrays)
+ROS1_MAGIC = b"#ROSBAG V2.0"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,12 +67,32 @@ def _open(bag: Path):
     try:
         reader = AnyReader([bag], default_typestore=_typestore())
         reader.open()
-    except (AnyReaderError, OSError, ValueError) as error:
+    except Exception as error:  # noqa: BLE001: rosbags raises its own errors and others (struct, KeyError, ...)
+        if _looks_like_a_bag(bag):  # a bag that rosbags cannot parse: say what it could not
+            raise DataError(f"{bag}: rosbags cannot read this {'ROS 2 bag' if bag.is_dir() else 'ROS 1 bag'} "
+                            f"({_said(error)})") from None
         kind = ("a ROS 2 bag directory (metadata.yaml with sqlite3 or MCAP storage)" if bag.is_dir() else
                 "a ROS 1 .bag file" if bag.suffix == ".bag" else
                 "a ROS 1 bag file, whose name must end in .bag, or a ROS 2 bag directory")
-        raise DataError(f"{bag}: not a readable ROS bag ({error}); expected {kind}") from None
+        raise DataError(f"{bag}: not a readable ROS bag ({_said(error)}); expected {kind}") from None
     return reader
+
+
+def _said(error: BaseException, limit: int = 240) -> str:
+    """What rosbags said, on one line and at most ``limit`` characters."""
+    text = " ".join(f"{type(error).__name__}: {error}".split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _looks_like_a_bag(bag: Path) -> bool:
+    """A ROS 1 bag file named .bag (its magic line), or a ROS 2 bag directory (its metadata.yaml)."""
+    if bag.is_dir():
+        return (bag / "metadata.yaml").is_file()
+    try:
+        with open(bag, "rb") as handle:
+            return bag.suffix == ".bag" and handle.read(len(ROS1_MAGIC)) == ROS1_MAGIC
+    except OSError:
+        return False
 
 
 def read_joint_states(bag, topic: str, joints: tuple[str, ...] | None = None) -> JointStates:
@@ -86,16 +108,24 @@ def read_joint_states(bag, topic: str, joints: tuple[str, ...] | None = None) ->
         if wrong:
             raise DataError(f"{bag}: topic '{topic}' carries {wrong[0]}, expected {JOINT_STATE}")
         stamps, records, rows = [], [], []
-        for connection, record_time, raw in reader.messages(connections=connections):
-            message = reader.deserialize(raw, connection.msgtype)
-            stamp = message.header.stamp
-            stamps.append(stamp.sec + 1e-9 * stamp.nanosec)
-            records.append(record_time * 1e-9)
-            rows.append((list(message.name), message.position, message.velocity, message.effort))
+        try:
+            for connection, record_time, raw in reader.messages(connections=connections):
+                message = reader.deserialize(raw, connection.msgtype)
+                stamp = message.header.stamp
+                stamps.append(stamp.sec + 1e-9 * stamp.nanosec)
+                records.append(record_time * 1e-9)
+                rows.append((list(message.name), message.position, message.velocity, message.effort))
+        except DataError:
+            raise
+        except Exception as error:  # noqa: BLE001: a damaged bag, or a definition rosbags cannot decode
+            raise DataError(f"{bag}: damaged, or a message rosbags cannot decode, after {len(rows)} messages on "
+                            f"'{topic}' ({_said(error)})") from None
     finally:
         reader.close()
     if not rows:
         raise DataError(f"{bag}: topic '{topic}' has no messages")
+    if joints is not None and (not joints or any(not str(j).strip() for j in joints)):
+        raise DataError(f"--joints {','.join(joints)!r}: an empty joint name")
     names = tuple(joints) if joints else tuple(rows[0][0])
     if not names:
         raise DataError(f"{bag}: the first message on '{topic}' names no joints; JointState messages must carry "
@@ -105,6 +135,10 @@ def read_joint_states(bag, topic: str, joints: tuple[str, ...] | None = None) ->
     fields = {"position": [], "velocity": [], "effort": []}
     for i, (message_names, *values) in enumerate(rows):
         index = {name: k for k, name in enumerate(message_names)}
+        if len(index) != len(message_names):
+            twice = sorted({n for n in message_names if message_names.count(n) > 1})
+            raise DataError(f"{bag}: message {i} on '{topic}' names joint(s) {', '.join(repr(n) for n in twice)} more "
+                            f"than once ({message_names}); which column is which joint cannot be told")
         missing = [name for name in names if name not in index]
         if missing:
             raise DataError(f"{bag}: message {i} on '{topic}' (t={stamps[i]:.6f} s) has no joint(s) "
@@ -168,6 +202,9 @@ def import_bag(bag, topic: str = "/joint_states", joints: tuple[str, ...] | None
         raise DataError(f"{bag}: effort is empty in every message on '{topic}'; torques are needed "
                         "(pass --effort-topic TOPIC if another JointState topic carries them)")
     t, q, qd, tau = _ordered(bag, states.t, states.q, states.qd, tau, gap, notes)
+    if len(t) < 2:
+        raise DataError(f"{bag}: all {len(states.t)} messages on '{topic}' have one stamp (t={t[0]:.6f} s, from the "
+                        f"{states.stamp_source}): the stamps do not advance, so there is no time axis")
     steps = np.diff(t)
     median = float(np.median(steps))
     gap = gap if gap is not None else GAP_STEPS * median
@@ -197,6 +234,12 @@ def import_bag(bag, topic: str = "/joint_states", joints: tuple[str, ...] | None
                      "not resampled")
     if qd is None:
         notes.append("velocity is empty: qd derived from positions (smoothed derivative)")
+    if resample:
+        count = sum(np.floor((t[p[-1]] - t[p[0]]) / target) + 1 for p in kept)
+        if count > MAX_SAMPLES:
+            raise DataError(f"{bag}: resampling {t[-1] - t[0]:.4g} s of '{topic}' at {1 / target:.4g} Hz would make "
+                            f"{count:.3g} samples, more than {MAX_SAMPLES:.0e}; give a lower --rate (the log is "
+                            f"recorded at about {1 / median:.4g} Hz)")
     trajectories = []
     for number, piece in enumerate(kept):
         tp, qp, qdp, taup = t[piece], q[piece], None if qd is None else qd[piece], tau[piece]

@@ -24,6 +24,7 @@ import inspect
 import io
 import json
 import math
+import re
 import textwrap
 import tokenize
 import typing
@@ -36,14 +37,43 @@ class ConfigError(ValueError):
     """A bad override: unknown key or a value of the wrong type."""
 
 
+INT_RANGE = (-(2 ** 31), 2 ** 31 - 1)  # JAX computes in int32: a larger integer is refused, not wrapped
+
+
+def tuple_items(kind) -> tuple[list, bool] | None:
+    """For a tuple type: (its item types, whether it has exactly that many); None for other types.
+    ``tuple[float, ...]`` -> ([float], False); ``tuple[float, float]`` -> ([float, float], True)."""
+    if typing.get_origin(kind) not in (tuple, typing.Tuple):
+        return None
+    args = typing.get_args(kind)
+    if len(args) == 2 and args[1] is Ellipsis:
+        return [args[0]], False
+    return list(args), True
+
+
+def _check_int(value: int, where: str) -> int:
+    if not INT_RANGE[0] <= value <= INT_RANGE[1]:
+        raise ConfigError(f"{where}: {value} is out of range (an integer key takes {INT_RANGE[0]} to {INT_RANGE[1]})")
+    return value
+
+
 def _parse(text: str, kind, key: str):
-    origin = typing.get_origin(kind)
-    if origin in (tuple, typing.Tuple):
-        inner = typing.get_args(kind)[0]
-        nested = typing.get_origin(inner) in (tuple, typing.Tuple)
-        parts = [p for p in text.split(";" if nested else ",") if p.strip()]
-        return tuple(_parse(p.strip(), inner, key) for p in parts)
-    if origin is typing.Union or type(kind).__name__ == "UnionType":
+    items = tuple_items(kind)
+    if items is not None:
+        types, fixed = items
+        nested = tuple_items(types[0]) is not None
+        separator = ";" if nested else ","
+        if not text.strip():
+            parts = []
+        else:
+            parts = [p.strip() for p in text.split(separator)]
+            if any(not p for p in parts):
+                raise ConfigError(f"'{key}={text}': an empty entry (entries are separated by '{separator}')")
+        if fixed and len(parts) != len(types):
+            raise ConfigError(f"'{key}={text}': expected exactly {len(types)} values separated by '{separator}', "
+                              f"got {len(parts)}")
+        return tuple(_parse(p, types[i] if fixed else types[0], key) for i, p in enumerate(parts))
+    if origin_is_union(kind):
         options = [a for a in typing.get_args(kind) if a is not type(None)]
         return _parse(text, options[0], key)
     try:
@@ -56,18 +86,27 @@ def _parse(text: str, kind, key: str):
     if kind in (int, float, str):
         if kind is float and not math.isfinite(value):
             raise ConfigError(f"'{key}={text}': expected a finite number")
+        if kind is int:
+            _check_int(value, f"'{key}={text}'")
         return value
     raise ConfigError(f"'{key}': cannot be set from the command line")
 
 
+def origin_is_union(kind) -> bool:
+    return typing.get_origin(kind) is typing.Union or type(kind).__name__ == "UnionType"
+
+
 def apply_overrides(config, overrides: list[str]):
-    """Return a copy of ``config`` with each ``key=value`` applied."""
-    given = []
+    """A copy of ``config`` with every ``key=value`` applied, validated once: all values are parsed first,
+    then each config (nested ones first) is built once from its final values, so a check that relates two
+    keys (``frequency_min`` below ``frequency_max``) sees both new values, and its message names them."""
+    given, items = {}, {}
+    types = key_types(config)
     for item in overrides:
         if "=" not in item:
             raise ConfigError(f"'{item}': expected key=value")
         key, value = item.split("=", 1)
-        key = key.strip()
+        key, value = key.strip(), value.strip()
         reason = inert_keys(config).get(key)
         if reason:
             raise ConfigError(f"'{key}' has no effect here: {reason}")
@@ -76,13 +115,41 @@ def apply_overrides(config, overrides: list[str]):
             close = difflib.get_close_matches(key, known, n=3)
             hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
             raise ConfigError(f"unknown config key '{key}'{hint} (`fastadapt keys` lists them all)")
-        config = _set(config, key.split("."), value.strip(), key)
-        given.append(key)
+        if key not in types:
+            raise ConfigError(f"'{key}' is a group; set one of its keys, e.g. {key}.<key>=...")
+        given[key] = _parse(value, types[key], key)
+        items[key] = f"{key}={value}"
+    config = _rebuild(config, given, items, "")
     unused = unused_keys(config)
     for key in given:
         if key in unused:
             raise ConfigError(f"'{key}' has no effect here: {unused[key]}")
     return config
+
+
+def _rebuild(config, given: dict, items: dict, prefix: str):
+    """``config`` with the values ``given`` ({full key: value}) under ``prefix``; one validation per level."""
+    direct, nested = {}, {}
+    for key, value in given.items():
+        head, _, rest = key[len(prefix):].partition(".")
+        if rest:
+            nested.setdefault(head, {})[key] = value
+        else:
+            direct[head] = value
+    changes = dict(direct)
+    for head, sub in nested.items():
+        changes[head] = _rebuild(getattr(config, head), sub, items, f"{prefix}{head}.")
+    if not changes:
+        return config
+    try:
+        return dataclasses.replace(config, **changes)
+    except ConfigError:
+        raise
+    except ValueError as error:
+        text = str(error)
+        mine = [items[k] for k in given if k in items and k[len(prefix):].count(".") == 0]
+        named = [item for item in mine if re.search(rf"\b{re.escape(item.split('=', 1)[0].rsplit('.', 1)[-1])}\b", text)]
+        raise ConfigError(f"'{' '.join(named or mine or list(items.values()))}': {text}") from None
 
 
 def config_dict(config) -> dict:
@@ -102,27 +169,6 @@ def unused_keys(config, prefix: str = "") -> dict[str, str]:
         if dataclasses.is_dataclass(value):
             found.update(unused_keys(value, f"{prefix}{field.name}."))
     return found
-
-
-def _set(config, path: list[str], value: str, full_key: str):
-    names = {f.name for f in dataclasses.fields(config)}
-    head = path[0]
-    if head not in names:
-        raise ConfigError(f"unknown config key '{full_key}'; `fastadapt keys` lists the known ones")
-    current = getattr(config, head)
-    if len(path) > 1:
-        if not dataclasses.is_dataclass(current):
-            raise ConfigError(f"unknown config key '{full_key}'")
-        return dataclasses.replace(config, **{head: _set(current, path[1:], value, full_key)})
-    if dataclasses.is_dataclass(current):
-        raise ConfigError(f"'{full_key}' is a group; set one of its keys, e.g. {full_key}.<key>=...")
-    kind = typing.get_type_hints(type(config))[head]
-    try:
-        return dataclasses.replace(config, **{head: _parse(value, kind, full_key)})
-    except ConfigError:
-        raise
-    except ValueError as error:
-        raise ConfigError(f"'{full_key}={value}': {error}") from None
 
 
 def key_types(config, prefix: str = "") -> dict:
@@ -165,6 +211,8 @@ def load_config(path, default):
         raise FileNotFoundError(f"config file not found: {path}") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ConfigError(f"{path}: not a JSON config ({error})") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: not a config (its JSON is nested too deeply)") from None
     names = {f.name for f in dataclasses.fields(default)}
     while isinstance(data, dict) and len(data) >= 1 and not set(data) & names:
         wrapped = [k for k in ("config", "meta_train") if k in data]
@@ -203,13 +251,15 @@ def _from_dict(default, data: dict, source: str, prefix: str = ""):
 
 def _from_json(value, kind, where: str):
     """A JSON value as the field type ``kind`` (lists become tuples), or a ConfigError naming the key."""
-    origin = typing.get_origin(kind)
-    if origin in (tuple, typing.Tuple):
+    items = tuple_items(kind)
+    if items is not None:
+        types, fixed = items
         if not isinstance(value, list):
             raise ConfigError(f"{where}: expected a list, got {json.dumps(value)}")
-        inner = typing.get_args(kind)[0]
-        return tuple(_from_json(v, inner, where) for v in value)
-    if origin is typing.Union or type(kind).__name__ == "UnionType":
+        if fixed and len(value) != len(types):
+            raise ConfigError(f"{where}: expected a list of exactly {len(types)} values, got {json.dumps(value)}")
+        return tuple(_from_json(v, types[i] if fixed else types[0], where) for i, v in enumerate(value))
+    if origin_is_union(kind):
         options = [a for a in typing.get_args(kind) if a is not type(None)]
         return None if value is None else _from_json(value, options[0], where)
     accepted = {bool: (bool,), int: (int,), float: (int, float), str: (str,)}.get(kind)
@@ -219,6 +269,8 @@ def _from_json(value, kind, where: str):
         raise ConfigError(f"{where}: expected a value of type {kind.__name__}, got {json.dumps(value)}")
     if kind is float and not math.isfinite(value):
         raise ConfigError(f"{where}: expected a finite number")
+    if kind is int:
+        _check_int(value, where)
     return kind(value)
 
 
@@ -318,9 +370,10 @@ def _show(value) -> str:
 
 
 def _type_name(kind) -> str:
-    origin = typing.get_origin(kind)
-    if origin in (tuple, typing.Tuple):
-        return f"{_type_name(typing.get_args(kind)[0])} list"
-    if origin is typing.Union or type(kind).__name__ == "UnionType":
+    items = tuple_items(kind)
+    if items is not None:
+        types, fixed = items
+        return f"{_type_name(types[0])} x{len(types)}" if fixed else f"{_type_name(types[0])} list"
+    if origin_is_union(kind):
         return " or ".join(_type_name(a) for a in typing.get_args(kind))
     return getattr(kind, "__name__", str(kind))
