@@ -464,7 +464,7 @@ def _adapter_cases() -> list[Case]:
 
 def _bag_config_sweep_cases() -> list[Case]:
     """ROS bags (written with rosbags' writers), saved configs given to --config, and sweeps."""
-    from fastadapt.data.rosbag import write_joint_state_bag
+    from bags import write_joint_state_bag
 
     def bag(name, kind="ros2", stamps=None, names=("a", "b"), effort=True, **kwargs):
         def make(w):
@@ -589,7 +589,7 @@ def _hardening_cases() -> list[Case]:
 
     def bag(name, stamps=None, names=("a", "b"), kind="ros2", count=30):
         def make(w):
-            from fastadapt.data.rosbag import write_joint_state_bag
+            from bags import write_joint_state_bag
 
             t = np.arange(count) * 0.01 + 50 if stamps is None else stamps
             q = np.stack([np.sin(t), np.cos(t)], axis=1)

@@ -185,3 +185,21 @@ def test_ml3_shaping_commands_write_figures_and_metrics(tmp_path, name, extra, f
         assert (tmp_path / "loss-shaped" / "loss.npz").exists() and (tmp_path / "loss-unshaped" / "loss.npz").exists()
     if name == "transfer":
         assert set(metrics["meta_test_final_mse"]) == {"40x40-relu", "20x20x20-tanh"}
+
+
+@pytest.mark.parametrize("module_name", ["shaped_sine", "physics_prior"])
+def test_the_help_of_shaped_beta_and_gamma_says_what_the_task_loss_does_with_them(module_name):
+    """L_T = beta * (plain task loss) + gamma * (shaping term): the keys' help must say so (it was swapped)."""
+    import importlib
+
+    from fastadapt.experiments.config import describe_keys
+
+    module = importlib.import_module(f"fastadapt.ml3.{module_name}")
+    help_of = {row["key"]: row["help"] for row in describe_keys(module.Config())}
+    assert "plain" in help_of["shaped_beta"] and "shaping" not in help_of["shaped_beta"]
+    assert "shaping term" in help_of["shaped_gamma"]
+    config = dataclasses.replace(module.Config(), shaped_beta=2.0, shaped_gamma=0.0) if module_name == "shaped_sine" else None
+    if config is not None:  # beta alone: the shaped task loss is 2 x the plain one
+        task = module.shaped_sine_task(config, shaped=True)
+        theta, nu = {"omega": jnp.float32(1.3)}, jnp.float32(2.0)
+        assert float(task.task_loss(theta, nu)) == pytest.approx(2.0 * float(task.score(theta, nu)), rel=1e-6)

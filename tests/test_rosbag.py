@@ -8,7 +8,8 @@ import pytest
 
 from fastadapt.cli import main
 from fastadapt.data import io
-from fastadapt.data.rosbag import import_bag, write_joint_state_bag
+from bags import write_joint_state_bag
+from fastadapt.data.rosbag import import_bag
 from fastadapt.data.trajectory import DataError
 
 NAMES = ["shoulder", "elbow", "wrist"]

@@ -1,15 +1,14 @@
 """One gradient-descent runner for every way a model is trained here.
 
 ``run_updates`` plays a sequence of batches through a model. At step k it first *scores* the current
-parameters (the MSE on batch k before the update, or on a fixed evaluation set), then takes one
-optimizer step on the training loss:
+parameters (the MSE on batch k, before the update), then takes one optimizer step on the training loss:
 
-    score_k   = MSE(f_theta_k(x_k), y_k)          (or MSE on ``eval_set``)
+    score_k   = MSE(f_theta_k(x_k), y_k)
     g_k       = grad_theta L(phi; f_theta_k(x_k), y_k, s_k)   (per-layer learned rates applied, if any)
     theta_k+1 = theta_k + optimizer_update(g_k)
 
-Online adaptation (score before update on streaming batches), the learning curves of Fig. 3 (score on
-a held-out set) and offline pretraining are all this function with different batches and scores.
+Online adaptation (score before update on streaming batches) and offline pretraining are this function
+with different batches (the learning curves on a held-out set are ``meta.algorithm.learning_curve``).
 """
 
 from __future__ import annotations
@@ -42,7 +41,7 @@ def loss_and_prediction(model, loss, loss_params, theta, batch: Samples):
 
 
 def scan_updates(model, loss, opt: optax.GradientTransformation, loss_params, theta0, opt_state0,
-                 batches: Samples, eval_set: Samples | None = None, per_joint: bool = False):
+                 batches: Samples, per_joint: bool = False):
     """The loop itself (not jitted): returns (theta, optimizer state, scores [n]), or with ``per_joint``
     the squared error per joint [n, J] averaged over each batch."""
     grad_fn = jax.grad(functools.partial(loss_and_prediction, model, loss, loss_params), has_aux=True)
@@ -51,12 +50,7 @@ def scan_updates(model, loss, opt: optax.GradientTransformation, loss_params, th
         theta, opt_state = carry
         grads, pred = grad_fn(theta, batch)
         grads = scale_gradients(loss, loss_params, grads)
-        if per_joint:
-            score = jnp.mean(jnp.square(pred - batch.y), axis=0)
-        elif eval_set is None:
-            score = mse(pred, batch.y)
-        else:
-            score = mse(model.apply(theta, eval_set.x), eval_set.y)
+        score = jnp.mean(jnp.square(pred - batch.y), axis=0) if per_joint else mse(pred, batch.y)
         updates, opt_state = opt.update(grads, opt_state, theta)
         return (optax.apply_updates(theta, updates), opt_state), score
 
@@ -65,11 +59,10 @@ def scan_updates(model, loss, opt: optax.GradientTransformation, loss_params, th
 
 
 @functools.partial(jax.jit, static_argnames=("model", "loss", "optimizer"))
-def run_updates(model, loss, optimizer: str, learning_rate, loss_params, theta0, batches: Samples,
-                eval_set: Samples | None = None):
+def run_updates(model, loss, optimizer: str, learning_rate, loss_params, theta0, batches: Samples):
     """Returns (theta after the last update, scores [n] taken before each update)."""
     opt = make_optimizer(optimizer, learning_rate)
-    theta, _, scores = scan_updates(model, loss, opt, loss_params, theta0, opt.init(theta0), batches, eval_set)
+    theta, _, scores = scan_updates(model, loss, opt, loss_params, theta0, opt.init(theta0), batches)
     return theta, scores
 
 

@@ -19,7 +19,7 @@ logging error, and meta-training on it would fit a normaliser to it silently).
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, Iterable, Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -229,12 +229,6 @@ class Dataset:
     @property
     def num_samples(self) -> int:
         return sum(len(traj) for traj in self.trajectories)
-
-    def select(self, keep: Callable[[Trajectory], bool]) -> "Dataset":
-        chosen = tuple(traj for traj in self.trajectories if keep(traj))
-        if not chosen:
-            raise DataError("no trajectory matched the selection")
-        return Dataset(chosen)
 
     def take(self, indices: Iterable[int]) -> "Dataset":
         return Dataset(tuple(self.trajectories[i] for i in indices))

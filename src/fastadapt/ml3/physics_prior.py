@@ -68,8 +68,8 @@ class Config(TrainerConfig):
     trajectory_steps: int = 200  # samples per trajectory
     dt: float = 0.02  # sampling step of the trajectories in seconds
     batch_size: int = 32  # samples per inner step
-    shaped_beta: float = 1.0  # weight of the shaping term (the inertia-matrix error) in the meta-train task loss
-    shaped_gamma: float = 1.0  # weight of the plain torque error in the meta-train task loss
+    shaped_beta: float = 1.0  # weight of the plain torque error in the shaped task loss (beta, eq 9)
+    shaped_gamma: float = 1.0  # weight of the shaping term (the inertia-matrix error) in the shaped task loss (gamma, eq 9)
     hidden: tuple[int, ...] = (64, 64)  # hidden layer widths of the Lagrangian model
     activation: str = "tanh"  # the model's activation
     loss_hidden: tuple[int, ...] = (40, 40)  # hidden layer widths of the meta-loss network

@@ -66,9 +66,9 @@ class Config(TrainerConfig):
     start_range: float = 8.0  # initial frequency estimates drawn from [0, start_range]
     test_tasks: int = 10  # held-out problems of the meta-test evaluation
     trap_distance: float = 0.5  # a start farther than this from the truth counts as trapped in a local minimum
-    # weight of the shaping term (the distance to the true frequency) in the meta-train task loss
-    shaped_beta: float = 0.0
-    shaped_gamma: float = 1.0  # weight of the plain task loss in the meta-train task loss
+    shaped_beta: float = 0.0  # weight of the plain task loss (the fit's MSE) in the shaped task loss (beta, eq 9)
+    # weight of the shaping term (the squared distance to the true frequency) in the shaped task loss (gamma, eq 9)
+    shaped_gamma: float = 1.0
     loss_hidden: tuple[int, ...] = (10, 10, 10)  # hidden layer widths of the meta-loss network
     loss_activation: str = "elu"  # the meta-loss network's activation
     loss_positive: bool = False  # softplus on the meta-loss output (ML3's default) instead of a linear one
