@@ -202,3 +202,15 @@ def test_a_file_the_user_adds_while_meta_training_runs_survives_force(fixtures, 
     assert "during.txt" not in owned and "loss.npz" in owned
     assert cli.run(argv[:-1] + ["eta=0.02", "--force"]) == 0
     assert (out / "during.txt").read_text() == "the user's, written while the run went on"
+
+
+def test_adapt_uses_the_rate_the_loss_file_carries_unless_told_otherwise(fixtures, tmp_path, capsys):
+    run = tmp_path / "trained"
+    assert cli.run(meta_train(fixtures["train"], fixtures["test"], run, "alpha=0.004")) == 0
+    capsys.readouterr()
+    assert cli.run(["adapt", "--loss", str(run / "loss.npz"), "--stream", str(fixtures["test"]), "seeds=1",
+                    "--out", str(tmp_path / "a")]) == 0
+    assert "structured, sgd 0.004" in capsys.readouterr().out
+    assert json.loads((tmp_path / "a" / "config.json").read_text())["rate"] == 0.004
+    assert cli.run(["adapt", "--loss", str(run / "loss.npz"), "--stream", str(fixtures["test"]), "seeds=1", "rate=0.02"]) == 0
+    assert "structured, sgd 0.02" in capsys.readouterr().out

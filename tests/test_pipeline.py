@@ -92,3 +92,28 @@ def test_sim2real_run(tmp_path):
     assert "fig_payload_changes.png" in metrics["figures"]
     report = (out / "report.md").read_text()
     assert "simulated reality gap" in report and "| structured (nominal sim) |" in report
+
+
+def test_the_online_rate_is_each_loss_files_own_unless_set():
+    from fastadapt.experiments.inverse_dynamics import with_loss_rates
+    from fastadapt.experiments.config import apply_overrides
+
+    swept = apply_overrides(PipelineConfig(), ["meta.alpha=0.003"])
+    assert swept.online.alpha is None and with_loss_rates(swept).online.alpha == 0.003
+    fixed = apply_overrides(PipelineConfig(), ["meta.alpha=0.003", "online.alpha=0.01"])
+    assert with_loss_rates(fixed).online.alpha == 0.01
+    assert with_loss_rates(PipelineConfig()) == apply_overrides(PipelineConfig(), ["online.alpha=0.001"])  # old runs resume
+
+
+@pytest.mark.slow
+def test_a_sweep_of_meta_alpha_adapts_online_at_each_value(tmp_path):
+    """The README's own sweep example: each point's learned losses adapt online at its meta.alpha."""
+    from fastadapt import sweep as sweeps
+
+    out = tmp_path / "sweep"
+    assert main(["sweep", "sim", "--quick", "--serial", "--no-progress", "--out", str(out), "meta.alpha=0.001,0.003",
+                 "losses=structured", "meta.epochs=1", "online.seeds=1", "online.warm_rate_scales=1", "trials=0"]) == 0
+    for value in ("0.001", "0.003"):
+        point = out / "points" / sweeps.Point((("meta.alpha", value),), None).name
+        practitioner = json.loads((point / "metrics.json").read_text())["online"]["pretrained"]
+        assert f"pretrained + structured ({value})" in practitioner

@@ -39,7 +39,7 @@ INTERRUPTED = 130  # the shell's status for a command stopped by Ctrl-C
 
 def cmd_pipeline(args, data: str) -> int:
     from fastadapt.data.schunk import schunk_path
-    from fastadapt.experiments.inverse_dynamics import PipelineConfig, quick, run
+    from fastadapt.experiments.inverse_dynamics import PipelineConfig, quick, run, with_loss_rates
 
     config = build_config(args, PipelineConfig(data=data), quick)
     if config.data != data:
@@ -48,7 +48,7 @@ def cmd_pipeline(args, data: str) -> int:
     limits = Limits.parse(getattr(args, "limit", None))
     inputs = input_files(schunk=schunk_path(config.schunk_path or None)) if data == "schunk" else {}
     name = f"{'demo' if args.command == 'demo' else data}{'-quick' if args.quick else ''}"
-    identity = run_identity(config, inputs)
+    identity = run_identity(with_loss_rates(config), inputs)  # the rates the run uses, however they were given
     with RunDirectory(Path(args.out or Path("runs") / name), identity, args.force, args.argv) as out:
         run(config, out, progress=not args.no_progress, limits=limits)
     return 0
@@ -188,13 +188,14 @@ def cmd_meta_train(args) -> int:
 class AdaptConfig:
     batch_size: int = 5  # samples per online step
     seeds: int = 5  # fresh models adapted per method
-    rate: float = 1e-3  # SGD rate of both the trained loss and MSE
+    rate: float | None = None  # SGD rate of both the trained loss and MSE (default: the loss file's own rate alpha)
     seed: int = 0  # random seed of the models' initialisation
 
     def __post_init__(self):
         require_at_least(self, 1, "batch_size", "seeds")
         require_at_least(self, 0, "seed")
-        require_positive_rates(self, "rate")
+        if self.rate is not None:
+            require_positive_rates(self, "rate")
 
 
 def cmd_adapt(args) -> int:
@@ -205,6 +206,8 @@ def cmd_adapt(args) -> int:
 
     config = build_config(args, AdaptConfig())
     meta_config, loss, loss_params, normalizer = load_loss(args.loss)
+    if config.rate is None:  # the rate the loss was meta-trained for, which it carries
+        config = dataclasses.replace(config, rate=meta_config.alpha)
     dataset = io.load(args.stream, Limits.parse(args.limit))
     dataset.check_joints(normalizer.num_joints, f"stream {args.stream}")
     identity = run_identity(config, input_files(loss=args.loss, stream=args.stream))

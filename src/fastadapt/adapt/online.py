@@ -25,7 +25,9 @@ from fastadapt.experiments.validation import require_at_least, require_nonempty,
 class OnlineConfig:
     batch_size: int = 5  # samples per online step (the paper's 5)
     seeds: int = 5  # fresh models adapted per method (mean and spread)
-    alpha: float = 1e-3  # SGD rate of the learned losses (the meta-training inner rate)
+    # SGD rate of the learned losses (unset: each loss file's own rate, its meta-training inner rate meta.alpha,
+    # so that a sweep of meta.alpha adapts online at each value). Setting it overrides the losses' own rates
+    alpha: float | None = None
     sgd_rates: tuple[float, ...] = (1e-3, 1e-2)  # the paper's two MSE baselines
     # SGD rates searched for the best-tuned MSE baseline (tuned on the stream itself)
     sgd_grid: tuple[float, ...] = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1, 3e-1)
@@ -45,7 +47,8 @@ class OnlineConfig:
     def __post_init__(self):
         require_at_least(self, 1, "batch_size", "seeds", "pretrain_steps", "pretrain_batch")
         require_at_least(self, 0, "seed")
-        require_positive_rates(self, "alpha", "sgd_rates", "sgd_grid", "adam_grid", "pretrain_rate", "warm_rate_scales")
+        require_positive_rates(self, *(["alpha"] if self.alpha is not None else []), "sgd_rates", "sgd_grid", "adam_grid",
+                               "pretrain_rate", "warm_rate_scales")
         require_nonempty(self, "sgd_grid", "adam_grid", "warm_rate_scales")
 
 

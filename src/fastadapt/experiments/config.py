@@ -366,6 +366,8 @@ def _show(value) -> str:
         return (";" if nested else ",").join(_show(v) for v in value) or "(empty)"
     if isinstance(value, bool):
         return str(value).lower()
+    if value is None:
+        return "(unset)"
     return f"{value!r}" if isinstance(value, str) and not value else str(value)
 
 
@@ -375,5 +377,6 @@ def _type_name(kind) -> str:
         types, fixed = items
         return f"{_type_name(types[0])} x{len(types)}" if fixed else f"{_type_name(types[0])} list"
     if origin_is_union(kind):
-        return " or ".join(_type_name(a) for a in typing.get_args(kind))
+        named = [_type_name(a) for a in typing.get_args(kind) if a is not type(None)]
+        return " or ".join(named) + (" or unset" if type(None) in typing.get_args(kind) else "")
     return getattr(kind, "__name__", str(kind))

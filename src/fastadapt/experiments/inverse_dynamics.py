@@ -195,6 +195,20 @@ def sim2real_losses(config: PipelineConfig, directory: Path, progress: bool) -> 
     return {f"{name} (nominal sim)": result for name, result in results.items()}
 
 
+def loss_rate(online: OnlineConfig, result) -> float:
+    """The SGD rate a learned loss adapts at online: ``online.alpha`` if set, else the loss's own rate
+    (its meta-training inner rate alpha, saved in its loss file)."""
+    return online.alpha if online.alpha is not None else result.config.alpha
+
+
+def with_loss_rates(config: PipelineConfig) -> PipelineConfig:
+    """``config`` with ``online.alpha`` as the pipeline's losses will use it (``meta.alpha`` when unset): the
+    run's identity, so a run made before the default became 'the loss's own rate' (it saved 0.001) resumes."""
+    if config.online.alpha is not None:
+        return config
+    return dataclasses.replace(config, online=dataclasses.replace(config.online, alpha=config.meta.alpha))
+
+
 def trained_loss(result, joints: int):
     """The loss object that goes with a meta-training result's parameters (a learned rate included)."""
     return result.config.make_loss(joints)
@@ -252,10 +266,11 @@ def online_methods(config: PipelineConfig, model, results, streams, starts, pret
     rate, scores, by_rate = best_rate(model, adam, oc.adam_grid, starts, streams)
     scratch[f"mse, adam best ({rate:g})"], grids["adam"] = scores, by_rate
     for name, result in results.items():
-        method = Method(name, trained_loss(result, joints), result.loss_params, "sgd", oc.alpha)
+        alpha = loss_rate(oc, result)
+        method = Method(name, trained_loss(result, joints), result.loss_params, "sgd", alpha)
         scratch[name] = online_scores(model, method, starts, streams)
         if oc.memory:
-            stepped = dataclasses.replace(method, optimizer=metagd(MemoryConfig(eta_init=oc.alpha)))
+            stepped = dataclasses.replace(method, optimizer=metagd(MemoryConfig(eta_init=alpha)))
             scratch[f"{name} + MetaGD"] = online_scores(model, stepped, starts, streams)
 
     practitioner["pretrained, not adapted"] = online_scores(model, Method("pretrained", mse, {}, rate=0.0), pretrained, streams)
@@ -265,10 +280,11 @@ def online_methods(config: PipelineConfig, model, results, streams, starts, pret
     practitioner[f"pretrained + sgd best ({rate:g})"], grids["sgd-pretrained"] = scores, by_rate
     warm_rates = {}
     for name, result in results.items():
+        alpha = loss_rate(oc, result)
         learned = lambda rate: Method(name, trained_loss(result, joints), result.loss_params, "sgd", rate, "pretrained")
-        practitioner[f"pretrained + {name} ({oc.alpha:g})"] = online_scores(model, learned(oc.alpha), pretrained, streams)
+        practitioner[f"pretrained + {name} ({alpha:g})"] = online_scores(model, learned(alpha), pretrained, streams)
         if validation is not None:
-            rates = [oc.alpha * s for s in oc.warm_rate_scales]
+            rates = [alpha * s for s in oc.warm_rate_scales]
             rate, _, grids[f"{name}-warm-validation"] = best_rate(model, learned, rates, *validation)
             practitioner[f"pretrained + {name} (validated {rate:g})"] = online_scores(model, learned(rate), pretrained, streams)
             warm_rates[name] = rate
