@@ -294,6 +294,7 @@ def test_a_killed_update_process_is_an_error_on_the_next_call_not_a_stale_model(
             adapter.wait()
 
 
+@pytest.mark.slow
 def test_a_stopped_update_process_never_blocks_observe_and_the_oldest_batches_are_dropped(parts):
     import signal
     import time
@@ -324,6 +325,7 @@ def test_a_stopped_update_process_never_blocks_observe_and_the_oldest_batches_ar
         assert adapter._process.silent_seconds < 0.5
 
 
+@pytest.mark.slow
 def test_after_close_predict_and_observe_raise(parts):
     from fastadapt.adapt.adapter import AdapterClosedError
 

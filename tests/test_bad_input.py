@@ -183,6 +183,7 @@ def test_restarting_with_force_as_the_hint_says_gives_the_uninterrupted_result(f
         np.testing.assert_array_equal(got[key], expected[key])
 
 
+@pytest.mark.slow
 def test_a_file_the_user_adds_while_meta_training_runs_survives_force(fixtures, tmp_path, monkeypatch):
     """The user writes into the run directory between two checkpoints; the next --force keeps it."""
     from fastadapt.meta import trainer
@@ -204,6 +205,7 @@ def test_a_file_the_user_adds_while_meta_training_runs_survives_force(fixtures, 
     assert (out / "during.txt").read_text() == "the user's, written while the run went on"
 
 
+@pytest.mark.slow
 def test_adapt_uses_the_rate_the_loss_file_carries_unless_told_otherwise(fixtures, tmp_path, capsys):
     run = tmp_path / "trained"
     assert cli.run(meta_train(fixtures["train"], fixtures["test"], run, "alpha=0.004")) == 0
