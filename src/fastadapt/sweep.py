@@ -421,7 +421,7 @@ def summary_figure(summary: dict, path: Path) -> Path | None:
                 ax.legend(fontsize=7)
     fig.suptitle(f"fastadapt sweep {summary['experiment']}: {summary['metric']} (mean ± std over seeds)", fontsize=9)
     fig.tight_layout()
-    files.atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png"))
+    files.atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=120, format="png", bbox_inches="tight"))
     plt.close(fig)
     return path
 
