@@ -22,7 +22,7 @@ from fastadapt.cli import main as cli
 from fastadapt.data.batches import sequential_stream
 from fastadapt.data.io import load
 from fastadapt.losses import make_loss
-from fastadapt.meta.inverse_dynamics import load_loss
+from fastadapt.tasks.inverse_dynamics import load_loss
 from fastadapt.optim import MemoryConfig, adam_with_memory, metagd
 
 

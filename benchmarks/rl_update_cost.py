@@ -30,7 +30,7 @@ def main():
 
     from sbx import PPO
 
-    from fastadapt.rl import mfrl
+    from fastadapt.experiments.rl import mfrl
     from fastadapt.rl.mujoco_goal import host_rollout, numpy_mlp
     from fastadapt.rl.ppo import make_goal_env
 

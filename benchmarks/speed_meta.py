@@ -23,7 +23,7 @@ def jax_runner(data_x, data_y, batches):
     from fastadapt.data.batches import Normalizer, Samples
     from fastadapt.losses import make_loss
     from fastadapt.meta.algorithm import make_meta_optimizer
-    from fastadapt.meta.inverse_dynamics import InverseDynamicsTask
+    from fastadapt.tasks.inverse_dynamics import InverseDynamicsTask
     from fastadapt.models.mlp import InverseDynamicsMLP
 
     model, loss = InverseDynamicsMLP(J), make_loss("state-dependent", J)

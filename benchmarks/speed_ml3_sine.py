@@ -23,7 +23,7 @@ ALPHA = ETA = 1e-3
 
 def jax_runner(x, y, iterations):
     from fastadapt.meta.algorithm import make_meta_optimizer
-    from fastadapt.ml3.sine import Config, SineMLP, SineTask, meta_loss
+    from fastadapt.experiments.ml3.sine import Config, SineMLP, SineTask, meta_loss
 
     config = Config()
     task = SineTask(jax.numpy.asarray(x), jax.numpy.asarray(y), jax.numpy.asarray(x[None]), jax.numpy.asarray(y[None]),

@@ -24,7 +24,7 @@ from fastadapt.adapt.online import Method, initial_models, online_scores, overal
 from fastadapt.data.batches import sequential_stream
 from fastadapt.data.io import load
 from fastadapt.losses import make_loss
-from fastadapt.meta.inverse_dynamics import load_loss
+from fastadapt.tasks.inverse_dynamics import load_loss
 
 
 def per_layer_sgd(rates) -> optax.GradientTransformation:

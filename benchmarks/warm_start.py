@@ -17,7 +17,7 @@ from fastadapt.adapt.online import Method, OnlineConfig, online_scores, overall,
 from fastadapt.data.batches import Normalizer, normalised_samples, sequential_stream
 from fastadapt.data.schunk import load_schunk, split_halves
 from fastadapt.losses import make_loss
-from fastadapt.meta.inverse_dynamics import MetaTrainConfig, inverse_dynamics_trainer
+from fastadapt.tasks.inverse_dynamics import InverseDynamicsConfig, inverse_dynamics_trainer
 
 
 def main(argv):
@@ -26,7 +26,7 @@ def main(argv):
     train, held_out = split_halves(load_schunk(path))
     normalizer = Normalizer.fit(train)
     online = OnlineConfig()
-    base = MetaTrainConfig(epochs=epochs, eval_every=5)
+    base = InverseDynamicsConfig(epochs=epochs, eval_every=5)
     model = base.model(train.num_joints)
     pretrained, _ = pretrain_models(model, normalised_samples(train, normalizer), online)
     streams = [sequential_stream(held_out, normalizer, online.batch_size)]

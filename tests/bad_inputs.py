@@ -34,7 +34,7 @@ from fastadapt.adapt.update_process import UpdateProcessError
 from fastadapt.checkpoint import CheckpointError
 from fastadapt.data import io
 from fastadapt.data.trajectory import DataError, Dataset, Trajectory
-from fastadapt.experiments.config import ConfigError
+from fastadapt.config import ConfigError
 from fastadapt.rundir import MARKER, RunDirectoryError
 
 J = 2
@@ -264,7 +264,7 @@ def _loss_file_cases() -> list[Case]:
         return write_npz(w / "loss.npz", stored)
 
     def nan_params(fx, w):
-        from fastadapt.meta.inverse_dynamics import load_loss, save_loss
+        from fastadapt.tasks.inverse_dynamics import load_loss, save_loss
 
         config, loss, params, normalizer = load_loss(fx["loss"])
         params = {"w": np.full_like(np.asarray(params["w"]), np.nan)}

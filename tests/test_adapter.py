@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from fastadapt.adapt.adapter import Adapter
-from fastadapt.adapt.runner import run_updates
+from fastadapt.optim.loops import run_updates
 from fastadapt.data.batches import Normalizer, Samples
 from fastadapt.data.trajectory import DataError
 from fastadapt.losses import make_loss
@@ -50,7 +50,7 @@ def test_adapter_rejects_bad_input(parts):
 
 
 def test_adapter_with_a_learning_rate_memory_matches_the_runner_and_hands_on_its_memory(parts):
-    from fastadapt.adapt.runner import run_transform
+    from fastadapt.optim.loops import run_transform
     from fastadapt.optim import MemoryConfig, find_memory, metagd, transfer_memory
 
     model, norm, loss, phi, theta = parts

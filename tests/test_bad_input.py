@@ -57,7 +57,7 @@ def test_force_removes_only_what_fastadapt_wrote(fixtures, tmp_path):
     assert (out / "my_notes.txt").read_text() == "keep me"
     assert (out / "losses_by_me" / "a.txt").read_text() == "mine too"
     saved = json.loads((out / "config.json").read_text())
-    assert saved["config"]["meta_train"]["eta"] == 0.02
+    assert saved["command"] == "fastadapt meta-train" and saved["config"]["eta"] == 0.02
 
 
 def test_a_rerun_with_the_same_config_and_data_resumes_and_a_moved_copy_is_the_same_data(fixtures, tmp_path):
@@ -213,6 +213,6 @@ def test_adapt_uses_the_rate_the_loss_file_carries_unless_told_otherwise(fixture
     assert cli.run(["adapt", "--loss", str(run / "loss.npz"), "--stream", str(fixtures["test"]), "seeds=1",
                     "--out", str(tmp_path / "a")]) == 0
     assert "structured, sgd 0.004" in capsys.readouterr().out
-    assert json.loads((tmp_path / "a" / "config.json").read_text())["rate"] == 0.004
+    assert json.loads((tmp_path / "a" / "config.json").read_text())["config"]["rate"] == 0.004
     assert cli.run(["adapt", "--loss", str(run / "loss.npz"), "--stream", str(fixtures["test"]), "seeds=1", "rate=0.02"]) == 0
     assert "structured, sgd 0.02" in capsys.readouterr().out

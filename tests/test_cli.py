@@ -3,8 +3,8 @@ import json
 import pytest
 
 from fastadapt.cli import main
-from fastadapt.experiments.config import ConfigError, apply_overrides
-from fastadapt.experiments.inverse_dynamics import PipelineConfig
+from fastadapt.config import ConfigError, apply_overrides
+from fastadapt.experiments.pipeline import PipelineConfig
 
 
 def test_overrides_parse_by_type():

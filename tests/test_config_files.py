@@ -8,13 +8,14 @@ import json
 import pytest
 
 from fastadapt.checkpoint import write_json
-from fastadapt.cli import experiment_command, main
-from fastadapt.experiments.config import (
+from fastadapt.cli import main
+from fastadapt.experiments import registry
+from fastadapt.config import (
     ConfigError, config_dict, describe_keys, field_docs, load_config, one_line,
 )
-from fastadapt.experiments.inverse_dynamics import PipelineConfig
+from fastadapt.experiments.pipeline import PipelineConfig
 from fastadapt.meta.trainer import TrainerConfig
-from fastadapt.rl import mfrl
+from fastadapt.experiments.rl import mfrl
 
 
 @pytest.mark.parametrize("config", [
@@ -27,21 +28,21 @@ def test_a_saved_config_reads_back_equal(tmp_path, config):
 
 
 def test_wrapped_and_older_configs(tmp_path):
-    from fastadapt.meta.inverse_dynamics import MetaTrainConfig
+    from fastadapt.tasks.inverse_dynamics import InverseDynamicsConfig
 
-    config = MetaTrainConfig(loss="structured", epochs=7)
+    config = InverseDynamicsConfig(loss="structured", epochs=7)
     # meta-train's config.json: {"config": {"meta_train": ...}, "inputs": ...}
     (tmp_path / "meta.json").write_text(json.dumps({"config": {"meta_train": config_dict(config)}, "inputs": {}}))
-    assert load_config(tmp_path / "meta.json", MetaTrainConfig()) == config
+    assert load_config(tmp_path / "meta.json", InverseDynamicsConfig()) == config
     # a file written before a key existed: the key keeps its default
     saved = config_dict(config)
     del saved["layer_rates"]
     (tmp_path / "old.json").write_text(json.dumps(saved))
-    assert load_config(tmp_path / "old.json", MetaTrainConfig()) == config
+    assert load_config(tmp_path / "old.json", InverseDynamicsConfig()) == config
 
 
 @pytest.mark.parametrize("content, message", [
-    ({"meta": {"epochz": 3}}, r"unknown config key\(s\) 'meta.epochz' for MetaTrainConfig"),
+    ({"meta": {"epochz": 3}}, r"unknown config key\(s\) 'meta.epochz' for InverseDynamicsConfig"),
     ({"noise": "yes"}, r"'noise': expected a value of type bool, got \"yes\""),
     ({"trials": 2}, r"'trials': expected a list, got 2"),
     ({"meta": 5}, r"'meta' is a group of keys, got 5"),
@@ -74,7 +75,7 @@ def test_a_run_reruns_from_its_config_json_with_overrides_on_top(tmp_path, capsy
     other = tmp_path / "other"
     assert main(["lrmem", "rosenbrock", "--config", str(first / "config.json"), "--no-progress", "--out", str(other),
                  "steps=60"]) == 0
-    assert json.loads((other / "config.json").read_text()) == {**saved, "steps": 60}
+    assert json.loads((other / "config.json").read_text()) == {**saved, "config": {**saved["config"], "steps": 60}}
     capsys.readouterr()
     assert main(["lrmem", "rosenbrock", "--quick", "--config", str(first / "config.json")]) == 2
     assert "--quick and --config together" in capsys.readouterr().err
@@ -118,11 +119,11 @@ EXPERIMENTS = ["demo", "sim", "schunk", "sim2real", "rosenbrock", "digits", "id-
 
 
 def test_every_key_of_every_experiment_has_help(capsys):
-    from fastadapt.cli import AdaptConfig
-    from fastadapt.meta.inverse_dynamics import MetaTrainConfig
+    from fastadapt.experiments.user_data import AdaptConfig
+    from fastadapt.tasks.inverse_dynamics import InverseDynamicsConfig
 
-    configs = {name: experiment_command(name)[1] for name in EXPERIMENTS}
-    configs.update({"meta-train": MetaTrainConfig(), "adapt": AdaptConfig()})
+    configs = {name: registry.find(name).default_config() for name in EXPERIMENTS}
+    configs.update({"meta-train": InverseDynamicsConfig(), "adapt": AdaptConfig()})
     missing = [f"{name}: {row['key']}" for name, config in configs.items() for row in describe_keys(config)
                if not row["help"]]
     assert not missing, f"keys without help: {missing}"
@@ -140,18 +141,17 @@ def test_every_key_of_every_experiment_has_help(capsys):
 ])
 def test_overrides_that_relate_two_keys_are_validated_together_once(name, overrides, expect):
     """Both orders give the same config: validation sees the final values, not the state after each one."""
-    from fastadapt.cli import experiment_command
-    from fastadapt.experiments.config import apply_overrides
+    from fastadapt.config import apply_overrides
 
-    default = experiment_command(name)[1]
+    default = registry.find(name).default_config()
     for order in (overrides, overrides[::-1]):
         config = apply_overrides(default, order)
         assert {k: getattr(config, k) for k in expect} == expect
 
 
 def test_fixed_length_and_empty_entries_are_refused_by_the_parser():
-    from fastadapt.experiments.config import ConfigError, apply_overrides
-    from fastadapt.rl import mbrl
+    from fastadapt.config import ConfigError, apply_overrides
+    from fastadapt.experiments.rl import mbrl
 
     config = apply_overrides(mbrl.Config(), ["goal_radius=0.4,1.2"])
     assert config.goal_radius == (0.4, 1.2)

@@ -11,8 +11,8 @@ from fastadapt.data.batches import Samples
 from fastadapt.data.trajectory import Dataset
 from fastadapt.losses import make_loss
 from fastadapt.meta.algorithm import inner_step, meta_objective
-from fastadapt.meta.inverse_dynamics import MetaTrainConfig, load_loss
-from fastadapt.meta.inverse_dynamics import inverse_dynamics_trainer as MetaTrainer
+from fastadapt.tasks.inverse_dynamics import InverseDynamicsConfig, load_loss
+from fastadapt.tasks.inverse_dynamics import inverse_dynamics_trainer as MetaTrainer
 from fastadapt.models.mlp import InverseDynamicsMLP
 
 from conftest import make_trajectory
@@ -33,7 +33,7 @@ def _problem(loss_name, joints=2):
 def _task(model, start_params=None):
     """The inverse-dynamics task around ``model`` (its data is not used by the functions tested with it)."""
     from fastadapt.data.batches import Normalizer
-    from fastadapt.meta.inverse_dynamics import InverseDynamicsTask
+    from fastadapt.tasks.inverse_dynamics import InverseDynamicsTask
 
     J = model.num_joints
     empty = Samples(jnp.zeros((4, 3 * J)), jnp.zeros((4, J)))
@@ -85,7 +85,7 @@ def _smooth_dataset(n, seed):
     return Dataset(tuple(trajs))
 
 
-CONFIG = MetaTrainConfig(loss="structured", epochs=4, eval_every=2, eval_steps=20, eval_seeds=2,
+CONFIG = InverseDynamicsConfig(loss="structured", epochs=4, eval_every=2, eval_steps=20, eval_seeds=2,
                          batches_per_epoch=8, hidden=(16,), eval_points=256, meta_optimizer="adam")
 
 
@@ -194,7 +194,7 @@ def test_unroll_and_step_updates_agree_for_one_inner_step_and_differ_for_more():
     with pytest.raises(ValueError, match="unknown meta-update 'chain'"):
         batch_update(task, loss, opt, 0.05, 3, state, key, (a, b), "chain")
     with pytest.raises(ValueError, match="config field 'update': unknown value 'chain'"):
-        MetaTrainConfig(update="chain")
+        InverseDynamicsConfig(update="chain")
 
 
 def _stream(steps, joints=2, batch=5, seed=7):
@@ -272,7 +272,7 @@ def test_online_meta_training_runs_resumes_and_refuses_streams_longer_than_the_d
     with pytest.raises(ValueError, match="config field 'meta_clip' must be a finite number >= 0"):
         dataclasses.replace(config, meta_clip=-1.0)
     from fastadapt.meta.trainer import MetaTrainer as GenericTrainer
-    from fastadapt.ml3 import sine
+    from fastadapt.experiments.ml3 import sine
 
     online_sine = sine.Config(update="online")
     with pytest.raises(ValueError, match="update='online' needs a task that plays streams \\(meta_stream\\); SineTask has none"):
@@ -343,7 +343,7 @@ def test_per_layer_rates_step_each_layer_at_its_rate_everywhere_the_loss_is_step
     """SGD at alpha on a loss with log rates r (scalar) and r_l (per layer) steps layer l at
     alpha exp(r + r_l): the meta-trainer's inner step, the runner and the learning curve agree with a
     hand-written step; the meta-gradient w.r.t. r_l matches central differences along the online objective."""
-    from fastadapt.adapt.runner import run_updates
+    from fastadapt.optim.loops import run_updates
     from fastadapt.losses.regression import scale_gradients
     from fastadapt.meta.algorithm import learning_curve, online_objective
 
@@ -376,7 +376,7 @@ def test_per_layer_rates_step_each_layer_at_its_rate_everywhere_the_loss_is_step
 @pytest.mark.slow
 def test_per_layer_rates_are_meta_trained_saved_and_used_by_the_adapter(tmp_path):
     from fastadapt.adapt.adapter import Adapter
-    from fastadapt.adapt.runner import run_updates
+    from fastadapt.optim.loops import run_updates
 
     train, test = _smooth_dataset(3, 0), _smooth_dataset(2, 1)
     config = dataclasses.replace(CONFIG, layer_rates=True, epochs=2)

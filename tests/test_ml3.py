@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from fastadapt.cli import main
-from fastadapt.ml3 import experiment
-from fastadapt.ml3.sine import Config, meta_loss, sine_task
+from fastadapt.experiments import registry
+from fastadapt.experiments.ml3.sine import Config, meta_loss, sine_task
 
 
 def test_sine_task_draws_the_papers_functions():
@@ -68,4 +68,4 @@ def test_bad_ml3_input_is_refused(tmp_path, capsys):
     assert main(["ml3", "sine", "--out", str(tmp_path), "amplitude_min=6"]) == 2
     assert "'amplitude_min' (6.0) must not exceed 'amplitude_max' (5.0)" in capsys.readouterr().err
     with pytest.raises(ValueError, match="unknown ml3 experiment 'cosine'"):
-        experiment("cosine")
+        registry.command(["ml3", "cosine"])

@@ -10,7 +10,7 @@ import pytest
 from fastadapt.cli import main
 from fastadapt.data.trajectory import DataError
 from fastadapt.losses.classification import BinaryCrossEntropyLoss
-from fastadapt.ml3.digits import Config, digits_task, draw_pairs, load_pairs
+from fastadapt.experiments.ml3.digits import Config, digits_task, draw_pairs, load_pairs
 from fastadapt.models.lenet import LeNet
 
 

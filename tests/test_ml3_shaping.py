@@ -14,8 +14,8 @@ from fastadapt.cli import main
 from fastadapt.data.trajectory import DataError
 from fastadapt.meta.algorithm import meta_objective
 from fastadapt.meta.trainer import MetaTrainer
-from fastadapt.ml3 import physics_prior, shaped_sine
-from fastadapt.ml3.transfer import Config as TransferConfig, parse_architecture
+from fastadapt.experiments.ml3 import physics_prior, shaped_sine
+from fastadapt.experiments.ml3.transfer import Config as TransferConfig, parse_architecture
 from fastadapt.models.lagrangian import LagrangianModel
 from fastadapt.sim import rigid_body
 from fastadapt.sim.rigid_body import PLANAR_LINK_LENGTH, PLANAR_LINK_MASS, dynamics_dataset
@@ -192,9 +192,9 @@ def test_the_help_of_shaped_beta_and_gamma_says_what_the_task_loss_does_with_the
     """L_T = beta * (plain task loss) + gamma * (shaping term): the keys' help must say so (it was swapped)."""
     import importlib
 
-    from fastadapt.experiments.config import describe_keys
+    from fastadapt.config import describe_keys
 
-    module = importlib.import_module(f"fastadapt.ml3.{module_name}")
+    module = importlib.import_module(f"fastadapt.experiments.ml3.{module_name}")
     help_of = {row["key"]: row["help"] for row in describe_keys(module.Config())}
     assert "plain" in help_of["shaped_beta"] and "shaping" not in help_of["shaped_beta"]
     assert "shaping term" in help_of["shaped_gamma"]

@@ -8,8 +8,8 @@ import pytest
 from fastadapt.cli import main
 from fastadapt.data.batches import Normalizer, sequential_stream
 from fastadapt.data.trajectory import Dataset, Trajectory
-from fastadapt.experiments.inverse_dynamics import PipelineConfig, relative_to_baselines
-from fastadapt.report.figures import payload_change_points
+from fastadapt.experiments.pipeline import PipelineConfig, relative_to_baselines
+from fastadapt.experiments.pipeline_figures import payload_change_points
 
 
 def entry(*per_seed):
@@ -95,8 +95,8 @@ def test_sim2real_run(tmp_path):
 
 
 def test_the_online_rate_is_each_loss_files_own_unless_set():
-    from fastadapt.experiments.inverse_dynamics import with_loss_rates
-    from fastadapt.experiments.config import apply_overrides
+    from fastadapt.experiments.pipeline import with_loss_rates
+    from fastadapt.config import apply_overrides
 
     swept = apply_overrides(PipelineConfig(), ["meta.alpha=0.003"])
     assert swept.online.alpha is None and with_loss_rates(swept).online.alpha == 0.003

@@ -12,7 +12,7 @@ from jax import enable_x64
 
 from fastadapt.meta.algorithm import meta_objective
 from fastadapt.cli import main
-from fastadapt.rl import mbrl
+from fastadapt.experiments.rl import mbrl
 from fastadapt.rl.envs import GoalError, PointmassGoal, ReacherGoal, check_goals, make_env
 from fastadapt.rl.rollout import DynamicsModel, GoalPolicy, add_transitions, empty_buffer, fit_model, rollout
 

@@ -11,9 +11,9 @@ import pytest
 
 from fastadapt.cli import main
 from fastadapt.meta.algorithm import meta_objective
-from fastadapt.rl import mfrl
+from fastadapt.experiments.rl import mfrl
 from fastadapt.rl.envs import GoalError
-from fastadapt.rl.losses import PolicyGradientLoss, gaussian_log_prob, surrogate
+from fastadapt.losses.policy import PolicyGradientLoss, gaussian_log_prob, surrogate
 from fastadapt.rl.mujoco_goal import ANT, REACHER, goal_spec, host_rollout, metric, numpy_mlp, reward, rollout_callback
 from fastadapt.rl.ppo import ppo_curve, samples_to_fraction
 from fastadapt.models.mlp import apply_mlp, init_mlp
@@ -132,9 +132,10 @@ def test_bad_model_free_inputs_get_clear_errors():
 
 
 def main_config(name, **keys):
-    from fastadapt.rl import experiment
+    from fastadapt.experiments import registry
 
-    return experiment(name).Config(**keys)
+    experiment = registry.find(name)
+    return getattr(experiment.load(), experiment.config)(**keys)
 
 
 def test_ant_scales_set_the_budget_and_explicit_keys_win():
@@ -161,7 +162,7 @@ def test_mfrl_command_writes_figure_metrics_and_counts(tmp_path):
 # --- shaping with expert demonstrations (Fig. 6 c, d) -----------------------------------------------------------
 @pytest.mark.slow
 def test_ilqr_experts_reach_their_targets_within_the_torque_limit():
-    from fastadapt.rl import demos
+    from fastadapt.experiments.rl import demos
     from fastadapt.rl.envs import ReacherGoal
     from fastadapt.rl.ilqr import Problem, trajectory
 
@@ -179,7 +180,7 @@ def test_ilqr_experts_reach_their_targets_within_the_torque_limit():
 
 @pytest.mark.slow
 def test_cloning_loss_is_the_mean_squared_action_error_on_the_demonstration():
-    from fastadapt.rl import demos
+    from fastadapt.experiments.rl import demos
     from fastadapt.rl.envs import ReacherGoal
     from fastadapt.rl.rollout import GoalPolicy
 
@@ -197,7 +198,7 @@ def test_cloning_loss_is_the_mean_squared_action_error_on_the_demonstration():
 
 
 def test_demonstration_targets_outside_the_workspace_are_refused():
-    from fastadapt.rl import demos
+    from fastadapt.experiments.rl import demos
 
     with pytest.raises(GoalError, match=r"goal \(1.2, 0.5\) is outside the reacher workspace"):
         demos.Config(train_targets=((0.5, 0.2), (1.2, 0.5)))
@@ -215,6 +216,6 @@ def test_demos_command_writes_figure_and_metrics(tmp_path):
 
 
 def test_tuples_of_tuples_are_set_with_semicolons():
-    from fastadapt.experiments.config import apply_overrides
+    from fastadapt.config import apply_overrides
 
     assert apply_overrides(mfrl.Config(), ["architectures=64;64,64"]).architectures == ((64,), (64, 64))

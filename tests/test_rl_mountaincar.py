@@ -9,16 +9,17 @@ import pytest
 from jax import enable_x64
 
 from fastadapt.cli import main
-from fastadapt.rl import mountaincar
+from fastadapt.experiments.rl import mountaincar
+from fastadapt.rl.mountain_car import MountainCar
 
 
 def test_the_car_is_gymnax_continuous_mountain_car_with_its_gradients():
-    car = mountaincar.MountainCar(action_repeat=1)
+    car = MountainCar(action_repeat=1)
     p, v, u = -0.5, 0.01, 0.6
     velocity = v + 0.0015 * u - 0.0025 * math.cos(3 * p)
     assert [float(x) for x in car.step(jnp.asarray([p, v]), jnp.asarray([u]))] == pytest.approx([p + velocity, velocity], rel=1e-5)
     with enable_x64():
-        twice = mountaincar.MountainCar(action_repeat=2)
+        twice = MountainCar(action_repeat=2)
         final = lambda a: twice.step(jnp.asarray([-0.5, 0.0]), jnp.asarray([a]))[0]
         numeric = (final(0.3 + 1e-6) - final(0.3 - 1e-6)) / 2e-6
         assert float(jax.grad(final)(0.3)) == pytest.approx(float(numeric), rel=1e-6)

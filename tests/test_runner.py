@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from fastadapt.adapt.online import Method, online_scores, phase_table
-from fastadapt.adapt.runner import run_updates
+from fastadapt.optim.loops import run_updates
 from fastadapt.data.batches import Samples, Stream
 from fastadapt.losses import make_loss
 from fastadapt.models.mlp import InverseDynamicsMLP
@@ -52,7 +52,7 @@ def test_phase_table_mean_and_std_over_runs():
 
 
 def test_pretrain_fits_the_data_and_is_reproducible():
-    from fastadapt.adapt.pretrain import pretrain
+    from fastadapt.optim.pretrain import pretrain
 
     model = InverseDynamicsMLP(1, hidden=())  # linear: the fit can reach the exact solution
     rng = np.random.default_rng(1)

@@ -8,9 +8,10 @@ import json
 import pytest
 
 from fastadapt import sweep as sweeps
+from fastadapt.sweep import command as sweep_command
 from fastadapt.cli import main
-from fastadapt.experiments.config import ConfigError
-from fastadapt.experiments.inverse_dynamics import PipelineConfig
+from fastadapt.config import ConfigError
+from fastadapt.experiments.pipeline import PipelineConfig
 from fastadapt.experiments.lrmem import rosenbrock
 
 ROSENBROCK = ["sweep", "rosenbrock", "--quick", "--no-progress", "steps=40,80", "eta=0.001"]
@@ -83,7 +84,7 @@ def test_metric_paths_with_wildcards():
 
 def test_summary_pools_seeds_by_hand():
     points = sweeps.grid_points({"eta": ["0.1", "0.2"]}, seeds=2)
-    sweep = sweeps.Sweep(["lrmem", "rosenbrock"], rosenbrock.Config(), {"eta": ["0.1", "0.2"]}, [], points,
+    sweep = sweeps.Sweep(None, ["lrmem", "rosenbrock"], rosenbrock.Config(), {"eta": ["0.1", "0.2"]}, [], points,
                          None, "runs/*/final_f", [])
     results = {points[0]: {"status": "done", "metrics": {"GD": 1.0}}, points[1]: {"status": "done", "metrics": {"GD": 3.0}},
                points[2]: {"status": "done", "metrics": {"GD": 5.0}}, points[3]: {"status": "failed", "error": "boom"}}
@@ -107,7 +108,7 @@ def test_a_failing_point_is_reported_the_others_go_on_and_a_rerun_does_only_the_
         return real_run(config, directory, **kwargs)
 
     monkeypatch.setattr(rosenbrock, "run", diverging_at_80_steps)
-    monkeypatch.setattr(sweeps, "ray_available", lambda: False)
+    monkeypatch.setattr(sweep_command, "ray_available", lambda: False)  # the sweep runs as without Ray
     assert main([*ROSENBROCK, "--out", str(out)]) == 1
     captured = capsys.readouterr()
     assert captured.out.count("Ray is not installed (pip install 'fastadapt[distributed]'); running the 2 points "

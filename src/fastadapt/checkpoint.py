@@ -23,10 +23,7 @@ import jax
 import numpy as np
 
 from fastadapt.files import atomic_write, atomic_write_text
-
-
-class CheckpointError(ValueError):
-    """A checkpoint, loss or state file that cannot be used; the message names the file and the fault."""
+from fastadapt.errors import CheckpointError  # noqa: F401  (raised here, defined with the others)
 
 
 def _flatten(tree) -> dict[str, np.ndarray]:

@@ -16,32 +16,51 @@
 
 Every verb with a config takes ``--config runs/x/config.json`` (a saved run's config; key=value overrides
 apply on top).
+
+This module is the parser and the dispatch only: the experiments are the rows of
+:mod:`fastadapt.experiments.registry`, the sweep is :mod:`fastadapt.sweep`, the errors a user can cause
+and their one line are :mod:`fastadapt.errors`.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import sys
 from pathlib import Path
 
-from fastadapt.checkpoint import CheckpointError
-from fastadapt.data.trajectory import DataError, Limits
-from fastadapt.experiments.config import ConfigError, apply_overrides, config_dict, describe_keys, load_config
-from fastadapt.experiments.validation import require_at_least, require_positive_rates
-from fastadapt.rundir import RunDirectory, RunDirectoryError, input_files
+from fastadapt.config import ConfigError, build_config as configured, describe_keys, saved_config
+from fastadapt.data.trajectory import Limits
+from fastadapt.errors import USER_ERRORS, describe
+from fastadapt.experiments import registry
+from fastadapt.rundir import RunDirectory, input_files, run_identity
 
-# the errors a user can cause; each ends the command with one line on stderr and exit status 2
-USER_ERRORS = (DataError, ConfigError, CheckpointError, RunDirectoryError, ValueError, FloatingPointError, OSError)
 INTERRUPTED = 130  # the shell's status for a command stopped by Ctrl-C
+
+
+def build_config(args, default, quick=None):
+    """The command's config: ``default`` (made small by ``quick`` with --quick) or the saved config of
+    --config, then the key=value overrides on top."""
+    saved, use_quick = getattr(args, "config", None), getattr(args, "quick", False)
+    if saved and use_quick:
+        raise ConfigError("--quick and --config together: the saved config already sets every key "
+                          "(add key=value overrides to change some)")
+    return configured(default, args.overrides, saved or None, quick if use_quick else None)
+
+
+def write_config(out: Path, words, config, inputs: dict) -> None:
+    """config.json, in its one shape (:func:`fastadapt.config.saved_config`)."""
+    from fastadapt.checkpoint import write_json
+
+    write_json(out / "config.json", saved_config(config, "fastadapt " + " ".join(words), inputs))
 
 
 def cmd_pipeline(args, data: str) -> int:
     from fastadapt.data.schunk import schunk_path
-    from fastadapt.experiments.inverse_dynamics import PipelineConfig, quick, run, with_loss_rates
+    from fastadapt.experiments.pipeline import run, with_loss_rates
 
-    config = build_config(args, PipelineConfig(data=data), quick)
+    experiment = registry.command(["demo"] if args.command == "demo" else ["run", data])
+    config = build_config(args, experiment.default_config(), experiment.quick)
     if config.data != data:
         raise ConfigError(f"{args.config} is the config of a '{config.data}' run; re-run it with "
                           f"`fastadapt run {config.data} --config {args.config}`")
@@ -50,89 +69,44 @@ def cmd_pipeline(args, data: str) -> int:
     name = f"{'demo' if args.command == 'demo' else data}{'-quick' if args.quick else ''}"
     identity = run_identity(with_loss_rates(config), inputs)  # the rates the run uses, however they were given
     with RunDirectory(Path(args.out or Path("runs") / name), identity, args.force, args.argv) as out:
+        write_config(out, experiment.words, config, inputs)
         run(config, out, progress=not args.no_progress, limits=limits)
     return 0
 
 
-def build_config(args, default, quick=None):
-    """The command's config: ``default`` (made small by ``quick`` with --quick) or the saved config of
-    --config, then the key=value overrides on top."""
-    if getattr(args, "config", None):
-        if getattr(args, "quick", False):
-            raise ConfigError("--quick and --config together: the saved config already sets every key "
-                              "(add key=value overrides to change some)")
-        default = load_config(args.config, default)
-    elif getattr(args, "quick", False):
-        default = quick(default)
-    return apply_overrides(default, args.overrides)
-
-
-def run_identity(config, inputs: dict, section: str | None = None) -> dict:
-    """A run directory's identity: the config (under ``section`` if given), the input files, and the
-    config class's defaults (which complete a config saved before a key was added)."""
-    wrap = (lambda d: {section: d}) if section else (lambda d: d)
-    return {"config": wrap(config_dict(config)), "inputs": inputs, "defaults": wrap(config_dict(type(config)()))}
-
-
-def _registry(family: str):
-    """The experiments of one paper: ``lrmem`` (the memory of learning rates), ``ml3`` or ML3's ``rl``."""
-    import importlib
-
-    return importlib.import_module({"lrmem": "fastadapt.experiments.lrmem", "ml3": "fastadapt.ml3",
-                                    "rl": "fastadapt.rl"}[family])
-
-
 def cmd_experiment(args) -> int:
     """``fastadapt lrmem|ml3|rl NAME``: one registered experiment into its run directory."""
-    from fastadapt.checkpoint import write_json
-
-    module = _registry(args.command).experiment(args.name)
-    config = build_config(args, module.Config(), module.quick)
-    source = getattr(config, "source", "sklearn")
-    if source != "sklearn" and not Path(source).is_dir():
-        raise FileNotFoundError(f"MNIST directory not found: {source} (or pass source=sklearn)")
-    inputs = input_files(source=source) if source != "sklearn" else {}
+    experiment = registry.command([args.command, args.name])
+    config = build_config(args, experiment.default_config(), experiment.quick)
+    inputs = input_files(**experiment.inputs(config))
     name = f"{args.command}-{args.name}{'-quick' if args.quick else ''}"
     identity = run_identity(config, inputs)
     with RunDirectory(Path(args.out or Path("runs") / name), identity, args.force, args.argv) as out:
-        write_json(out / "config.json", config_dict(config))
-        module.run(config, out, progress=not args.no_progress)
+        write_config(out, experiment.words, config, inputs)
+        experiment.load().run(config, out, progress=not args.no_progress)
     return 0
 
 
 def cmd_data(args) -> int:
     from fastadapt.data import io
+    from fastadapt.experiments import user_data
 
     limits = Limits.parse(args.limit)
     if args.action in ("sine", "pick-place"):
-        from fastadapt.sim import motions
-
-        out = Path(args.path)
-        _check_output_file(out, args.force)
-        if args.action == "sine":
-            dataset = motions.sine_dataset(noise=args.noise)
-        else:
-            from fastadapt.data.trajectory import concatenate
-
-            dataset = concatenate(motions.pick_and_place_dataset(noise=args.noise))
+        out = user_data.check_output_file(Path(args.path), args.force)
+        dataset = user_data.simulated_dataset(args.action, args.noise)
         io.save(dataset, out, overwrite=args.force)
         print(f"wrote {len(dataset)} trajectories ({dataset.num_samples} samples) to {out}")
         return 0
     if args.action == "inspect":
-        dataset = io.load(args.path, limits)
-        print(f"{args.path}: {len(dataset)} trajectories, {dataset.num_samples} samples, "
-              f"{dataset.num_joints} joints, robot '{dataset.robot}'")
-        for i, traj in enumerate(dataset):
-            print(f"  {i:3d} {traj.phase or '-':>12s}  T={len(traj):5d}  dt={traj.dt:.4g}s  payload={traj.payload:g}kg  "
-                  f"|tau|max={abs(traj.tau).max():.3g}Nm")
+        print("\n".join(user_data.describe_dataset(args.path, io.load(args.path, limits))))
         return 0
     if args.action == "import":
         from fastadapt.data.rosbag import import_bag
 
         if not args.out:
             raise ConfigError("data import needs BAG and OUT paths (OUT ending in .npz or .csv)")
-        out = Path(args.out)
-        _check_output_file(out, args.force)
+        out = user_data.check_output_file(Path(args.out), args.force)
         joints = tuple(j.strip() for j in args.joints.split(",")) if args.joints is not None else None
         dataset, notes = import_bag(args.path, args.topic, joints, args.effort_topic, args.rate, args.gap,
                                     args.robot, limits)
@@ -145,35 +119,25 @@ def cmd_data(args) -> int:
         if not args.out:
             raise ConfigError("data convert needs IN and OUT paths")
         dataset = io.load(args.path, limits)
-        _check_output_file(Path(args.out), args.force)
+        user_data.check_output_file(Path(args.out), args.force)
         io.save(dataset, args.out, overwrite=args.force)
         print(f"wrote {args.out}")
         return 0
     raise ConfigError(f"unknown data action '{args.action}'")
 
 
-def _check_output_file(out: Path, force: bool) -> None:
-    """An output data file: a .npz or .csv path that is not a directory, not replaced without --force."""
-    if out.suffix not in (".npz", ".csv"):
-        raise DataError(f"{out}: unknown data format '{out.suffix}', expected .npz or .csv")
-    if out.is_dir():
-        raise DataError(f"{out} is a directory; give a file path ending in .npz or .csv")
-    if out.exists() and not force:
-        raise FileExistsError(f"{out} exists; pass --force to replace it")
-
-
 def cmd_meta_train(args) -> int:
-    from fastadapt.checkpoint import write_json
     from fastadapt.data import io
-    from fastadapt.meta.inverse_dynamics import MetaTrainConfig, inverse_dynamics_trainer
+    from fastadapt.tasks.inverse_dynamics import InverseDynamicsConfig, inverse_dynamics_trainer
 
-    config = build_config(args, MetaTrainConfig())
+    config = build_config(args, InverseDynamicsConfig())
     limits = Limits.parse(args.limit)
     train, test = io.load(args.train, limits), io.load(args.test, limits)
     trainer = inverse_dynamics_trainer(config, train, test)  # validates data against config before a directory is made
-    identity = run_identity(config, input_files(train=args.train, test=args.test), "meta_train")
+    inputs = input_files(train=args.train, test=args.test)
+    identity = run_identity(config, inputs, "meta_train")
     with RunDirectory(Path(args.out), identity, args.force, args.argv) as out:
-        write_json(out / "config.json", {"config": identity["config"], "inputs": identity["inputs"]})
+        write_config(out, ["meta-train"], config, inputs)
         result = trainer.run(out, progress=not args.no_progress)
     h = result.history
     chosen = h["eval"][h["eval_epoch"].index(h["selected_epoch"])]
@@ -184,37 +148,25 @@ def cmd_meta_train(args) -> int:
     return 0
 
 
-@dataclasses.dataclass(frozen=True)
-class AdaptConfig:
-    batch_size: int = 5  # samples per online step
-    seeds: int = 5  # fresh models adapted per method
-    rate: float | None = None  # SGD rate of both the trained loss and MSE (default: the loss file's own rate alpha)
-    seed: int = 0  # random seed of the models' initialisation
-
-    def __post_init__(self):
-        require_at_least(self, 1, "batch_size", "seeds")
-        require_at_least(self, 0, "seed")
-        if self.rate is not None:
-            require_positive_rates(self, "rate")
-
-
 def cmd_adapt(args) -> int:
     from fastadapt.checkpoint import write_json
+    from fastadapt.config import config_dict
     from fastadapt.data import io
-    from fastadapt.meta.inverse_dynamics import load_loss
+    from fastadapt.experiments.user_data import AdaptConfig, adapt_summary, with_loss_rate
     from fastadapt.report.markdown import phase_table_markdown
+    from fastadapt.tasks.inverse_dynamics import load_loss
 
     config = build_config(args, AdaptConfig())
     meta_config, loss, loss_params, normalizer = load_loss(args.loss)
-    if config.rate is None:  # the rate the loss was meta-trained for, which it carries
-        config = dataclasses.replace(config, rate=meta_config.alpha)
+    config = with_loss_rate(config, meta_config)  # the rate the loss was meta-trained for, which it carries
     dataset = io.load(args.stream, Limits.parse(args.limit))
     dataset.check_joints(normalizer.num_joints, f"stream {args.stream}")
-    identity = run_identity(config, input_files(loss=args.loss, stream=args.stream))
+    inputs = input_files(loss=args.loss, stream=args.stream)
+    identity = run_identity(config, inputs)
     with RunDirectory(Path(args.out), identity, args.force, args.argv) if args.out else contextlib.nullcontext() as out:
-        summary = _adapt_summary(config, meta_config, loss, loss_params, normalizer, dataset)
+        summary = adapt_summary(config, meta_config, loss, loss_params, normalizer, dataset)
         if out is not None:
-            write_json(out / "config.json", config_dict(config))
+            write_config(out, ["adapt"], config, inputs)
             write_json(out / "metrics.json", {"config": config_dict(config), "online": summary})
     print(phase_table_markdown(summary))
     if out is not None:
@@ -222,163 +174,43 @@ def cmd_adapt(args) -> int:
     return 0
 
 
-def _adapt_summary(config: AdaptConfig, meta_config, loss, loss_params, normalizer, dataset) -> dict:
-    """Fresh models adapted online on ``dataset`` with the trained loss and with MSE, at one rate."""
-    from fastadapt.adapt.online import Method, initial_models, online_scores, overall, phase_table
-    from fastadapt.data.batches import sequential_stream
-    from fastadapt.losses import make_loss
-
-    model = meta_config.model(normalizer.num_joints)
-    stream = sequential_stream(dataset, normalizer, config.batch_size)
-    starts = initial_models(model, config.seeds, config.seed)
-    mse = make_loss("mse", normalizer.num_joints)
-    methods = {
-        f"{loss.name}, sgd {config.rate:g}": Method(loss.name, loss, loss_params, "sgd", config.rate),
-        f"mse, sgd {config.rate:g}": Method("mse", mse, {}, "sgd", config.rate),
-    }
-    summary = {}
-    for name, method in methods.items():
-        scores = online_scores(model, method, starts, [stream])
-        summary[name] = {"overall": overall(scores), "phases": phase_table(scores, stream)}
-    return summary
-
-
-PIPELINE_EXPERIMENTS = ("demo", "sim", "schunk", "sim2real")
-
-
-def experiment_command(name: str) -> tuple[list[str], object, object]:
-    """An experiment by name, as ``fastadapt keys`` and ``fastadapt sweep`` take it: its command-line
-    words, its default config and the module that runs it. Names: demo, sim, schunk, sim2real, an lrmem,
-    ml3 or rl experiment (``ml3-NAME`` or ``rl-NAME`` where the short name is taken)."""
-    from fastadapt.experiments import inverse_dynamics
-
-    if name in PIPELINE_EXPERIMENTS:
-        data = "sim" if name == "demo" else name
-        words = ["demo"] if name == "demo" else ["run", name]
-        return words, inverse_dynamics.PipelineConfig(data=data), inverse_dynamics
-    registered, short_names = {}, []
-    for family in ("ml3", "lrmem", "rl"):  # a short name two families use (digits) is lrmem's; ml3-digits is ML3's
-        for short in _registry(family).EXPERIMENTS:
-            registered[short] = registered[f"{family}-{short}"] = (family, short)
-            short_names.append(short)
-    if name not in registered:
-        raise ConfigError(f"unknown experiment '{name}', expected one of "
-                          f"{', '.join(dict.fromkeys([*PIPELINE_EXPERIMENTS, *short_names]))} (or FAMILY-NAME: ml3-digits)")
-    family, short = registered[name]
-    module = _registry(family).experiment(short)
-    return [family, short], module.Config(), module
-
-
 def cmd_sweep(args) -> int:
-    """``fastadapt sweep EXPERIMENT key=v1,v2 ...``: every point of the grid (x seeds) as its own run, on Ray
-    (local, or the cluster at --address) or one after another; then the summary table and figure."""
-    import os
+    from fastadapt.sweep import SweepRequest, sweep
 
-    from fastadapt import sweep as sweeps
-    from fastadapt.checkpoint import write_json
-    from fastadapt.files import atomic_write_text
-
-    if args.experiment in ("meta-train", "adapt"):
-        raise ConfigError(f"sweep runs experiments (demo, sim, schunk, sim2real, lrmem, ml3, rl ones), not "
-                          f"'{args.experiment}', which reads data files given by the user")
-    words, default, module = experiment_command(args.experiment)
-    base = build_config(argparse.Namespace(quick=args.quick, config=args.config, overrides=[]), default,
-                        getattr(module, "quick", None))
-    grid, fixed = sweeps.parse_grid(args.overrides, base)
-    if args.seeds is not None and args.seeds < 1:
-        raise ConfigError(f"--seeds must be at least 1, got {args.seeds}")
-    if args.seeds:
-        seed_keys = sweeps.seed_keys(base)
-        if not seed_keys:
-            raise ConfigError(f"`fastadapt {' '.join(words)}` has no seed key; --seeds cannot be used")
-        clash = [k for k in [*grid, *(f.split("=", 1)[0] for f in fixed)] if k in seed_keys]
-        if clash:
-            raise ConfigError(f"--seeds sets {', '.join(seed_keys)}; do not also give {', '.join(clash)}")
-    if not grid and not args.seeds:
-        raise ConfigError("nothing to sweep: give a key with several values (key=v1,v2) or --seeds N")
-    metric = args.metric or sweeps.default_metric(words)
-    workers = args.workers or os.cpu_count() or 1
-    if args.workers is not None and args.workers < 1:
-        raise ConfigError(f"--workers must be at least 1, got {args.workers}")
-    points = sweeps.grid_points(grid, args.seeds)
-    sweeps.refuse_collisions(points, base, fixed)
-    if args.address and sweeps.ray_available() and not args.serial:
-        sweeps.check_address(args.address)
-    extra = (["--quick"] if args.quick else []) + (["--config", str(Path(args.config).resolve())] if args.config else [])
-    identity = {"config": {"experiment": words, "grid": grid, "fixed": fixed, "seeds": args.seeds or 0,
-                           "quick": bool(args.quick)},
-                "inputs": input_files(config=args.config) if args.config else {}}
-    name = f"sweep-{'-'.join(words[1:] or words)}{'-quick' if args.quick else ''}"
-    with RunDirectory(Path(args.out or Path("runs") / name), identity, args.force, args.argv) as out:
-        sweep = sweeps.Sweep(words, base, grid, fixed, points, out, metric, extra)
-        sweep.write_index()
-        use_ray = sweeps.ray_available() and not args.serial
-        if not use_ray:
-            why = "--serial" if args.serial else "Ray is not installed (pip install 'fastadapt[distributed]')"
-            print(f"fastadapt sweep: {why}; running the {len(sweep.points)} points one after another in this process")
-        elif args.address:
-            print(f"fastadapt sweep: {len(sweep.points)} points on the Ray cluster at {args.address}")
-        else:
-            print(f"fastadapt sweep: {len(sweep.points)} points on a local Ray with {workers} workers")
-        results, timing = _run_sweep(sweep, use_ray, args, workers)
-        summary = {**sweeps.summarise(sweep, results), "timing": timing}
-        write_json(out / "summary.json", summary)
-        atomic_write_text(out / "summary.md", sweeps.summary_markdown(summary))
-        figure = sweeps.summary_figure(summary, out / "sweep.png")
-    print(sweeps.summary_markdown(summary))
-    print(f"wrote {out / 'summary.md'}" + (f" and {figure}" if figure else ""))
-    if summary["failures"]:
-        print(f"fastadapt sweep: {len(summary['failures'])} of {len(sweep.points)} points failed (their errors are "
-              f"above and in their logs); the same command re-runs only the points not done", file=sys.stderr)
-        return 1
-    return 0
-
-
-def _run_sweep(sweep, use_ray: bool, args, workers: int) -> dict:
-    import time
-
-    from tqdm.auto import tqdm
-
-    from fastadapt import sweep as sweeps
-
-    started = time.time()
-    with tqdm(total=len(sweep.points), desc="sweep", unit="point", disable=args.no_progress) as bar:
-        def progress(point, result):
-            bar.update(1)
-            if result["status"] == "failed":
-                tqdm.write(f"point {point.name} failed: {result['error']}", file=sys.stderr)
-
-        if use_ray:
-            results, init_seconds = sweeps.run_on_ray(sweep, progress, args.address, workers)
-        else:
-            results, init_seconds = sweeps.run_serial(sweep, progress), 0.0
-    timing = {"wall_seconds": time.time() - started, "ray": use_ray, "workers": workers if use_ray else 1,
-              "ray_init_seconds": init_seconds}
-    return results, timing
+    request = SweepRequest(args.experiment, list(args.overrides), args.seeds, args.address, args.workers, args.serial,
+                           args.metric, bool(args.quick), args.config, args.out, args.force, args.no_progress, args.argv)
+    return sweep(request, run)
 
 
 GROUP_TITLES = {"TrainerConfig": "meta-training (the one trainer, fastadapt.meta.trainer)",
                 "meta": "meta: meta-training of each loss", "online": "online: adaptation on the streams"}
+VERBS_WITH_DATA = ("meta-train", "adapt")  # the two verbs that read the user's data files
 
 
 def cmd_keys(args) -> int:
     """Every key of one experiment (default: the demo pipeline), with default, type and one line of help,
     grouped; ``meta-train`` and ``adapt`` are the two verbs that read data files."""
-    from fastadapt.meta.inverse_dynamics import MetaTrainConfig
+    from fastadapt.experiments.user_data import AdaptConfig
+    from fastadapt.tasks.inverse_dynamics import InverseDynamicsConfig
 
     name = args.experiment or "demo"
-    verbs = {"meta-train": (["meta-train"], MetaTrainConfig()), "adapt": (["adapt"], AdaptConfig())}
-    words, config = verbs[name] if name in verbs else experiment_command(name)[:2]
+    verbs = {"meta-train": (["meta-train"], InverseDynamicsConfig()), "adapt": (["adapt"], AdaptConfig())}
+    if name in verbs:
+        words, config = verbs[name]
+    else:
+        experiment = registry.find(name)
+        words, config = list(experiment.words), experiment.default_config()
     rows = describe_keys(config)
     print(f"keys of `fastadapt {' '.join(words)}` (set with key=value; tuples comma-separated, nested ones "
           "with ';'):")
     width = max(len(r["key"]) for r in rows)
     dwidth = min(24, max(len(r["default"]) for r in rows))
-    group = None
+    shown = None
     for row in rows:
-        if row["group"] != group:
-            group = row["group"]
-            title = GROUP_TITLES.get(group, f"{' '.join(words)}: the experiment's own" if group[0].isupper() else group)
+        group = row["group"]
+        title = GROUP_TITLES.get(group, f"{' '.join(words)}: the experiment's own" if group[0].isupper() else group)
+        if title != shown:
+            shown = title
             print(f"\n# {title}")
         default = row["default"] if len(row["default"]) <= dwidth else row["default"][:dwidth - 3] + "..."
         print(f"  {row['key']:<{width}}  {default:<{dwidth}}  {row['type']:<11}  {row['help']}".rstrip())
@@ -386,8 +218,8 @@ def cmd_keys(args) -> int:
 
 
 COMMANDS = {"demo": lambda a: cmd_pipeline(a, "sim"), "run": lambda a: cmd_pipeline(a, a.data), "data": cmd_data,
-            "meta-train": cmd_meta_train, "adapt": cmd_adapt, "lrmem": cmd_experiment,
-            "ml3": cmd_experiment, "rl": cmd_experiment, "keys": cmd_keys, "sweep": cmd_sweep}
+            "meta-train": cmd_meta_train, "adapt": cmd_adapt, "keys": cmd_keys, "sweep": cmd_sweep,
+            **{name: cmd_experiment for name in registry.FAMILIES}}
 # what survives a Ctrl-C, per command
 ON_INTERRUPT = {
     "demo": "the last meta-training checkpoint is intact. Run the same command to resume",
@@ -430,7 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
     pipeline_args(sub.add_parser("demo", help="the simulated end-to-end pipeline"))
     run = sub.add_parser("run", help="the pipeline on simulated (sim), real Schunk (schunk) data, or Sim2Real on a "
                                       "simulated reality gap (sim2real)")
-    run.add_argument("data", choices=["sim", "schunk", "sim2real"])
+    run.add_argument("data", choices=[e.words[1] for e in registry.EXPERIMENTS if e.words[0] == "run"])
     pipeline_args(run)
     limit_arg(run)
 
@@ -467,17 +299,10 @@ def build_parser() -> argparse.ArgumentParser:
     limit_arg(adapt)
     adapt.add_argument("overrides", nargs="*", metavar="key=value")
 
-    lrmem = sub.add_parser("lrmem", help="the learning-rate memory experiments (Fig. 2-5, Table I)")
-    lrmem.add_argument("name", choices=["rosenbrock", "digits", "id-batch", "id-online"])
-    pipeline_args(lrmem)
-
-    ml3 = sub.add_parser("ml3", help="the ML3 (meta learning via learned loss) experiments (Fig. 2)")
-    ml3.add_argument("name", choices=sorted(_registry("ml3").EXPERIMENTS))
-    pipeline_args(ml3)
-
-    rl = sub.add_parser("rl", help="ML3 for reinforcement learning (Fig. 3, 4, 6)")
-    rl.add_argument("name", choices=sorted(_registry("rl").EXPERIMENTS))
-    pipeline_args(rl)
+    for family, help_text in registry.FAMILIES.items():
+        experiments = sub.add_parser(family, help=help_text)
+        experiments.add_argument("name", choices=[e.words[1] for e in registry.family(family)])
+        pipeline_args(experiments)
 
     sweep = sub.add_parser("sweep", help="run an experiment over a grid of config values and seeds (on Ray if "
                                           "installed) and summarise")
@@ -517,15 +342,6 @@ def run(argv=None) -> int:
     """Parse and run a command; errors propagate (``main`` turns them into one line and a status)."""
     args = parse(argv)
     return COMMANDS[args.command](args)
-
-
-def describe(error: BaseException) -> str:
-    """One line naming what was wrong."""
-    if isinstance(error, OSError) and error.filename is not None and error.strerror:
-        text = f"{error.strerror}: {error.filename}"
-    else:
-        text = str(error) or type(error).__name__
-    return " ".join(text.split())
 
 
 def main(argv=None) -> int:

@@ -40,16 +40,14 @@ import time
 from pathlib import Path, PurePosixPath
 
 from fastadapt import files
+from fastadapt.config import config_dict
 from fastadapt.files import atomic_write_text
+from fastadapt.errors import RunDirectoryError  # noqa: F401  (raised here, defined with the others)
 
 MARKER = ".fastadapt-run.json"
 MARKER_FORMAT = 2  # 1: "owned" was a list of paths, found by listing the directory before and after a run
 BOOKKEEPING = {"config.json"}  # files that are not a result: a run holding only these produced nothing
 KINDS = (files.FILE, files.FOLDER, files.RUN)
-
-
-class RunDirectoryError(FileExistsError):
-    """A run directory cannot be used as asked (it holds another run, or is not fastadapt's)."""
 
 
 def file_sha256(path) -> str:
@@ -58,6 +56,14 @@ def file_sha256(path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def run_identity(config, inputs: dict, section: str | None = None) -> dict:
+    """A run directory's identity: the config (under ``section`` if given: meta-train's runs were made so),
+    the input files (:func:`input_files`), and the config class's defaults (which complete a config saved
+    before a key was added)."""
+    wrap = (lambda d: {section: d}) if section else (lambda d: d)
+    return {"config": wrap(config_dict(config)), "inputs": inputs, "defaults": wrap(config_dict(type(config)()))}
 
 
 def input_files(**paths) -> dict:

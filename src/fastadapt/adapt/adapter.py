@@ -61,25 +61,20 @@ vectorised comparison per sample. Should a prediction still be non-finite or bey
 
 from __future__ import annotations
 
-import functools
 import math
 import os
 import time
 import warnings
-from typing import NamedTuple
 
 import jax
-import jax.flatten_util
 import jax.numpy as jnp
 import numpy as np
 
-from fastadapt.adapt.host_forward import HostForward
-from fastadapt.adapt.runner import loss_and_prediction, make_optimizer
+from fastadapt.adapt.step import GuardedUpdate, StepState
 from fastadapt.adapt.update_process import BatchesDroppedWarning, UpdateProcess, UpdateProcessError  # noqa: F401
-from fastadapt.data.batches import Normalizer, Samples
+from fastadapt.data.batches import Normalizer
 from fastadapt.data.trajectory import DEFAULT_LIMITS, DataError, Limits
 from fastadapt.losses import make_loss
-from fastadapt.losses.regression import scale_gradients
 
 
 class UpdateRejectedWarning(RuntimeWarning):
@@ -88,15 +83,6 @@ class UpdateRejectedWarning(RuntimeWarning):
 
 class AdapterClosedError(RuntimeError):
     """``predict`` or ``observe`` on an Adapter after ``close()``."""
-
-
-class _State(NamedTuple):
-    """What an update replaces, swapped as one reference (a reader sees one update's state, whole)."""
-
-    flat: jax.Array  # the model's parameters as one vector
-    opt_state: object
-    rejected: jax.Array  # updates rejected so far (int32, counted inside the step)
-    host: jax.Array  # the parameters folded for the host forward pass, one vector (empty without one)
 
 
 class Adapter:
@@ -135,20 +121,13 @@ class Adapter:
         self.loss_params = {} if loss_params is None else loss_params
         self.batch_size = batch_size
         self.limits = limits
-        flat_params, self._unravel = jax.flatten_util.ravel_pytree(params)
-        flat_loss_params, unravel_loss = jax.flatten_util.ravel_pytree(self.loss_params)
-        on_tree = not isinstance(optimizer, str)
-        opt = optimizer if on_tree else make_optimizer(optimizer, learning_rate)
-        if opt_state is None:
-            opt_state = opt.init(self._unravel(flat_params) if on_tree else flat_params)
-        self._host_norm = Normalizer(*(np.asarray(v, np.float32) for v in normalizer))
-        # predict on the host: the folded parameters of the starting model (numpy) and of each update (its step)
-        self._host = HostForward(model) if HostForward.supports(model) else None
-        start = (self._host.fold_flat(params, self._host_norm) if self._host is not None else np.zeros(0, np.float32))
-        self._state = _State(flat_params, opt_state, jnp.zeros((), jnp.int32), jnp.asarray(start))
-        self._flat_loss_params = flat_loss_params
-        self._fallback = jnp.array(flat_params)  # a copy: the step donates (and so invalidates) the state
-        self._host_fallback = self._host.views(start) if self._host is not None else None
+        update = GuardedUpdate(model, normalizer, params, self.loss, self.loss_params, optimizer, learning_rate,
+                               opt_state, limits)
+        self._update, self._unravel = update, update.unravel
+        self._host_norm, self._host = update.host_normalizer, update.host
+        self._state = update.initial
+        self._fallback = jnp.array(update.initial.flat)  # a copy: the step donates (and so invalidates) the state
+        self._host_fallback = self._host.views(update.start_host) if self._host is not None else None
         self._view = (self._state, self._host_fallback)  # (device state, its folded host parameters or None)
         # preallocated host buffers, handed to the compiled functions as they are
         self._xy = np.zeros((batch_size, 4 * J), np.float32)
@@ -161,7 +140,6 @@ class Adapter:
         self.updates = 0
         self._rejected, self._reported = 0, 0
         self.fallback_predictions = 0
-        self._step, self._predict = self._build(model, normalizer, opt, on_tree, unravel_loss)
         self._process = None
         self._closed = False
         if update_cpus is not None:
@@ -178,7 +156,7 @@ class Adapter:
             arguments = dict(model=model, normalizer=self._host_norm, params=jax.tree.map(np.asarray, params),
                              loss=self.loss, loss_params=jax.tree.map(np.asarray, self.loss_params),
                              optimizer=optimizer, learning_rate=learning_rate, batch_size=batch_size,
-                             opt_state=jax.tree.map(np.asarray, opt_state), limits=limits)
+                             opt_state=jax.tree.map(np.asarray, update.initial.opt_state), limits=limits)
             self._process = UpdateProcess(arguments, self._host_fallback, batch_size, 4 * J, update_cpus)
             self._xy = self._process.buffer()
             self._forward(self._host_fallback, self._fallback, self._x)
@@ -186,65 +164,19 @@ class Adapter:
             self._compile_and_warm_up()
         self.construction_seconds = time.perf_counter() - started
 
-    def _build(self, model, norm: Normalizer, opt, on_tree: bool, unravel_loss):
-        """The jitted update and prediction (pure functions of the state and a host batch)."""
-        unravel, joints, tau_limit, loss, host = self._unravel, self.joints, self.limits.tau, self.loss, self._host
-
-        def objective(flat, flat_loss, batch):
-            return loss_and_prediction(model, loss, unravel_loss(flat_loss), unravel(flat), batch)[0]
-
-        def gradient(flat, flat_loss, batch):  # on the flat vector, per-layer learned rates applied
-            grads = jax.grad(objective)(flat, flat_loss, batch)
-            if not getattr(loss, "layers", 0):
-                return grads
-            return jax.flatten_util.ravel_pytree(scale_gradients(loss, unravel_loss(flat_loss), unravel(grads)))[0]
-
-        def all_finite(tree):
-            leaves = [jnp.all(jnp.isfinite(a)) for a in jax.tree.leaves(tree) if jnp.issubdtype(a.dtype, jnp.inexact)]
-            return functools.reduce(jnp.logical_and, leaves, jnp.bool_(True))
-
-        def step(state: _State, flat_loss, xy) -> _State:
-            flat, opt_state = state.flat, state.opt_state
-            batch = Samples(norm.inputs(xy[:, : 3 * joints]), norm.targets(xy[:, 3 * joints:]))
-            grads = gradient(flat, flat_loss, batch)
-            if on_tree:
-                updates, new_state = opt.update(unravel(grads), opt_state, unravel(flat))
-                new_flat = flat + jax.flatten_util.ravel_pytree(updates)[0]
-            else:
-                updates, new_state = opt.update(grads, opt_state, flat)
-                new_flat = flat + updates
-            # reject an update that makes the model non-finite, or its prediction on this batch non-finite or
-            # beyond the torque limit
-            tau_new = norm.torques(model.apply(unravel(new_flat), batch.x))
-            ok = all_finite(new_flat) & all_finite(new_state) & jnp.all(jnp.abs(tau_new) <= tau_limit)
-            keep = lambda new, old: jnp.where(ok, new, old)
-            kept = keep(new_flat, flat)
-            folded = state.host if host is None else host.fold_flat(unravel(kept), norm, jnp)
-            return _State(kept, jax.tree.map(keep, new_state, opt_state), state.rejected + (~ok).astype(jnp.int32),
-                          folded)
-
-        def predict(flat, x):
-            return norm.torques(model.apply(unravel(flat), norm.inputs(x)))
-
-        return jax.jit(step, donate_argnums=(0,)), jax.jit(predict)
-
     def _compile_and_warm_up(self) -> None:
-        """Replace the jitted functions by executables compiled for these exact buffers, and run each once
-        (the update on a copy of the state, whose result is dropped)."""
-        self._step = self._step.lower(self._state, self._flat_loss_params, self._xy).compile()
-        if self._host is None:
-            self._predict = self._predict.lower(self._state.flat, self._x).compile()
-        copy = jax.tree.map(jnp.array, self._state)
-        np.array(self._step(copy, self._flat_loss_params, self._xy.copy()).host)
+        """Compile the update (and the prediction, without a host forward pass) for these exact buffers and
+        run each once (the update on a copy of the state, whose result is dropped)."""
+        self._update.compile(self._xy, self._x)
         self._forward(self._host_fallback, self._fallback, self._x)
 
     # --- state ----------------------------------------------------------------------------------------
     @property
-    def _state(self) -> _State:
+    def _state(self) -> StepState:
         return self._view[0]
 
     @_state.setter
-    def _state(self, state: _State) -> None:
+    def _state(self, state: StepState) -> None:
         self._view = (state, None)
 
     def wait(self, timeout: float | None = None) -> None:
@@ -322,7 +254,7 @@ class Adapter:
     @classmethod
     def from_loss_file(cls, path, key=None, params=None, **kwargs) -> "Adapter":
         """A fresh (or given) model adapted with the trained loss saved at ``path`` at its inner rate."""
-        from fastadapt.meta.inverse_dynamics import load_loss
+        from fastadapt.tasks.inverse_dynamics import load_loss
 
         config, loss, loss_params, normalizer = load_loss(path)
         model = config.model(normalizer.num_joints)
@@ -412,7 +344,7 @@ class Adapter:
         np.asarray waits for the result)."""
         if self._host is not None:
             return self._host(host, x)
-        return np.asarray(self._predict(flat, x))
+        return np.asarray(self._update.predict(flat, x))
 
     def observe(self, q, qd, qdd, tau) -> bool:
         """Record one measured sample; returns True when it completed a batch and an update was started
@@ -434,7 +366,7 @@ class Adapter:
             self._process.submit()
             self._xy = self._process.buffer()
         else:  # a copy: the step runs asynchronously, and the next observe() overwrites the buffer
-            self._state = self._step(self._state, self._flat_loss_params, self._xy.copy())
+            self._state = self._update.step(self._state, self._xy.copy())
         if self.updates % self.SETTLE_EVERY == 0:
             self._settle()
         return True

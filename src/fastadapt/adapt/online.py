@@ -3,7 +3,7 @@
 A *method* is a loss (learned or MSE), an optimizer and a rate, and a starting point (a random model or
 one pretrained offline on the meta-train data). Each method runs on each trial's stream for several model
 seeds (under vmap): at each batch of 5 consecutive samples the MSE is recorded before the model takes one
-step (:func:`fastadapt.adapt.runner.run_updates`). The Table I summary gives, per phase, the mean and
+step (:func:`fastadapt.optim.loops.run_updates`). The Table I summary gives, per phase, the mean and
 std over trials x seeds of the phase's mean online MSE.
 """
 
@@ -15,10 +15,10 @@ from typing import Sequence
 import jax
 import numpy as np
 
-from fastadapt.adapt.pretrain import pretrain
-from fastadapt.adapt.runner import run_transform, run_updates, score_without_updates
+from fastadapt.optim.pretrain import pretrain
+from fastadapt.optim.loops import run_transform, run_updates, score_without_updates
 from fastadapt.data.batches import Samples, Stream
-from fastadapt.experiments.validation import require_at_least, require_nonempty, require_positive_rates
+from fastadapt.validation import require_at_least, require_nonempty, require_positive_rates
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,7 +37,7 @@ class OnlineConfig:
     pretrain_rate: float = 1e-3  # Adam's rate of that offline fit
     pretrain_batch: int = 256  # batch size of that offline fit
     # practitioner's protocol: the learned losses' rate alpha * scale, scale chosen by online validation
-    # on the meta-train data only (see fastadapt.experiments.inverse_dynamics.warm_start_validation)
+    # on the meta-train data only (see fastadapt.experiments.pipeline.warm_start_validation)
     warm_rate_scales: tuple[float, ...] = (1.0, 0.3, 0.1, 0.03, 0.01)
     # also step each learned loss by the learning-rate memory (MetaGD: one memory per layer, M = 200,
     # memory rate 0.005, clip 1, every local rate starting at alpha), from a random model
@@ -72,7 +72,7 @@ def initial_models(model, seeds: int, seed: int):
 
 
 def pretrain_models(model, train: Samples, config: OnlineConfig):
-    """Models fitted offline to the meta-train data (see :func:`fastadapt.adapt.pretrain.pretrain`), one
+    """Models fitted offline to the meta-train data (see :func:`fastadapt.optim.pretrain.pretrain`), one
     per seed. Returns (params [seeds], final MSE [seeds])."""
     return pretrain(model, train, config.seeds, config.pretrain_steps, config.pretrain_rate,
                     config.pretrain_batch, config.seed + 7)

@@ -3,8 +3,9 @@
 On the control thread, ``observe`` writes a sample into shared memory and, every ``batch_size`` samples,
 hands the batch over with one counter increment; ``predict`` runs the host
 forward pass on the newest published parameters. The update process runs the same compiled step as an
-Adapter updating in the loop (it *is* one, built from the same arguments), whose result includes the
-parameters folded for the host forward pass (:meth:`HostForward.fold_flat`), and publishes those.
+Adapter updating in the loop (:class:`~fastadapt.adapt.step.GuardedUpdate`, built from the same
+arguments), whose result includes the parameters folded for the host forward pass
+(:meth:`HostForward.fold_flat`), and publishes those.
 
 Why a process and not a thread: a thread shares the interpreter lock, so its dispatch and its result
 handling stop the control thread for tens of microseconds at a time (tick p99 143-258 us measured with a
@@ -287,8 +288,8 @@ def _written(header, lock) -> int:
 
 
 def _serve(arguments: bytes, raw, batch_size: int, row: int, shapes, lock, commands, replies, cpus) -> None:
-    """The update process: build an Adapter updating in its own loop, then apply each batch handed over
-    and publish the folded parameters."""
+    """The update process: build the Adapter's guarded update (:class:`~fastadapt.adapt.step.GuardedUpdate`,
+    compiled for these buffers), then apply each batch handed over and publish the folded parameters."""
     layout = SharedLayout(raw, batch_size, row, shapes)
     header = layout.header
     if cpus:  # before JAX starts its threads, so that they inherit it
@@ -296,10 +297,16 @@ def _serve(arguments: bytes, raw, batch_size: int, row: int, shapes, lock, comma
     try:
         import jax
 
-        from fastadapt.adapt.adapter import Adapter
+        from fastadapt.adapt.step import GuardedUpdate
 
-        adapter = Adapter(**cloudpickle.loads(arguments), warmup=True, background=False)
-        replies.send(("ready", adapter.construction_seconds))
+        started = time.perf_counter()
+        arguments = cloudpickle.loads(arguments)
+        joints = arguments["normalizer"].num_joints
+        del arguments["batch_size"]
+        update = GuardedUpdate(**arguments)
+        update.compile(np.zeros((batch_size, 4 * joints), np.float32), np.zeros(3 * joints, np.float32))
+        state = update.initial
+        replies.send(("ready", time.perf_counter() - started))
         done, dropped, message, last_batch = 0, 0, None, time.monotonic()
         header[BEAT] = time.monotonic_ns()
         while True:
@@ -331,8 +338,7 @@ def _serve(arguments: bytes, raw, batch_size: int, row: int, shapes, lock, comma
                 written = _written(header, lock)
                 if written - done >= RING:  # overwritten while it was copied: dropped above
                     continue
-                state = adapter._step(adapter._state, adapter._flat_loss_params, batch)
-                adapter._state = state
+                state = update.step(state, batch)
                 host = np.array(state.host)  # the folded parameters, computed by the step
                 rejected = int(state.rejected)
                 with lock:  # the least recently published slot that is not being read
@@ -351,8 +357,7 @@ def _serve(arguments: bytes, raw, batch_size: int, row: int, shapes, lock, comma
                 written = _written(header, lock)
             if message == b"s":
                 message = None
-                replies.send(("state", (np.array(adapter._state.flat),
-                                        jax.tree.map(np.asarray, adapter._state.opt_state))))
+                replies.send(("state", (np.array(state.flat), jax.tree.map(np.asarray, state.opt_state))))
     except BaseException:  # noqa: BLE001 - reported to the control process
         header[FAILED] = 1
         try:

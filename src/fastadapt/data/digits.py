@@ -31,6 +31,16 @@ class Digits(NamedTuple):
     source: str
 
 
+def mnist_inputs(source: str) -> dict[str, str]:
+    """The input files a digits experiment reads: {} for sklearn's digits, else {"source": the MNIST
+    directory}, which must exist."""
+    if source == "sklearn":
+        return {}
+    if not Path(source).is_dir():
+        raise FileNotFoundError(f"MNIST directory not found: {source} (or pass source=sklearn)")
+    return {"source": source}
+
+
 def load_digits(source: str = "sklearn", split: str = "train") -> Digits:
     """``source='sklearn'``: the 1797 8x8 digits bundled with scikit-learn (``split`` is ignored);
     otherwise ``source`` is a directory holding the MNIST IDX files (optionally .gz)."""

@@ -23,6 +23,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from fastadapt.errors import DataError  # noqa: F401  (raised here, defined with the others)
+
 ARRAY_FIELDS = ("t", "q", "qd", "qdd", "tau")
 DT_TOLERANCE = 0.01  # a stated dt may differ from the time stamps' median step by 1% at most
 
@@ -98,10 +100,6 @@ def check_dt(dt, t: np.ndarray, where: str = "") -> float:
             f"({dt / median:.3g}x); fix dt or leave it out (it is then taken from the time stamps)"
         )
     return dt
-
-
-class DataError(ValueError):
-    """Bad robot data; the message names the source, the field and what was expected."""
 
 
 def _where(source: str | None) -> str:

@@ -34,6 +34,11 @@ def squared_error(pred, target):
     return jnp.square(pred - target)
 
 
+def mse(pred, target):
+    """1/(B J) sum_b sum_j (pred_bj - target_bj)^2: the task loss, the score of every online step."""
+    return jnp.mean(squared_error(pred, target))
+
+
 @dataclasses.dataclass(frozen=True)
 class MSELoss:
     num_joints: int
@@ -44,7 +49,7 @@ class MSELoss:
         return {}
 
     def apply(self, params, pred, target, state=None):
-        return jnp.mean(squared_error(pred, target))
+        return mse(pred, target)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,8 +1,8 @@
 """The one meta-trainer: runs Algorithm 1 for any task and meta-loss, evaluates, checkpoints, resumes.
 
-Tasks, meta-losses and this trainer are kept apart (:mod:`fastadapt.meta.task`): the inverse-dynamics
-pipeline (:mod:`fastadapt.meta.inverse_dynamics`) and ML3's tasks (:mod:`fastadapt.ml3`) are tasks, and
-experiments differ only in their task and config. After every ``eval_every`` epochs the current loss
+Tasks, meta-losses and this trainer are kept apart (:mod:`fastadapt.meta.task`): inverse dynamics
+(:mod:`fastadapt.tasks.inverse_dynamics`) and the experiments' own tasks (:mod:`fastadapt.experiments`) are
+tasks, and experiments differ only in their task and config. After every ``eval_every`` epochs the current loss
 trains fresh optimizees (``eval_seeds`` of them, under vmap) for ``eval_steps`` SGD steps at the inner
 rate alpha on each of the task's evaluation splits (Algorithm 2), and the score they reach is recorded
 next to what the task's fixed loss (MSE, cross-entropy) reaches (Fig. 3 a, b of the state-dependent paper).
@@ -30,8 +30,8 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
-from fastadapt.experiments.config import config_dict
-from fastadapt.experiments.validation import require_at_least, require_choice, require_positive_rates
+from fastadapt.config import config_dict
+from fastadapt.validation import require_at_least, require_choice, require_positive_rates
 from fastadapt.checkpoint import CheckpointError, load_pytree, previous_path, read_archive, save_pytree, write_json
 from fastadapt.interrupt import deferred_interrupt
 from fastadapt.meta.algorithm import UPDATES, MetaState, learning_curve, make_meta_optimizer, meta_epoch

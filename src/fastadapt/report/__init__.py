@@ -1,1 +1,1 @@
-"""Figures and markdown reports of runs."""
+"""What every report shares: matplotlib set up for files (``plotting``) and markdown tables (``markdown``)."""

@@ -17,14 +17,14 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
-from fastadapt.data.digits import binary_task, load_digits
+from fastadapt.data.digits import binary_task, load_digits, mnist_inputs
 from fastadapt.experiments.lrmem.common import MEMORY_METHODS, METHODS, optimizer
-from fastadapt.experiments.validation import require_at_least, require_nonempty, require_positive_rates
+from fastadapt.validation import require_at_least, require_nonempty, require_positive_rates
 from fastadapt.experiments.output import finish, markdown_table, prepare, steps_to
 from fastadapt.models.digits import DigitNet, cross_entropy
 from fastadapt.optim import MemoryConfig, transfer_memory
 from fastadapt.optim.learned_lstm import LSTMOptimizerConfig, lstm_optimizer, train_lstm_optimizer
-from fastadapt.optim.loop import minimize
+from fastadapt.optim.loops import minimize
 
 
 
@@ -64,6 +64,11 @@ class Config:
 
 def quick(config: Config) -> Config:
     return dataclasses.replace(config, steps=40, seeds=1, etas=(0.1, 0.01), lstm_rounds=2)
+
+
+def inputs(config: Config) -> dict[str, str]:
+    """The MNIST directory the config names, if any (the run directory's identity records it)."""
+    return mnist_inputs(config.source)
 
 
 def _pairs(config: Config) -> list[tuple[int, int]]:
@@ -140,7 +145,7 @@ def run(config: Config, directory, progress: bool = True, log=print) -> dict:
         lstm_count = steps_to(lstm_hit, config.threshold)
         lstm_count = config.steps if lstm_count is None else lstm_count
 
-    from fastadapt.report.lrmem_figures import digits_figure
+    from fastadapt.experiments.lrmem.figures import digits_figure
 
     figure = digits_figure(directory / "fig3_digits.png", curves, [t[0] for t in tasks], sweep, lstm_count, config)
     reached = lambda c: f"> {config.steps}" if steps_to(c, config.threshold) is None else steps_to(c, config.threshold)

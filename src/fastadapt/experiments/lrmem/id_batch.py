@@ -19,11 +19,11 @@ from tqdm.auto import tqdm
 
 from fastadapt.data.batches import normalised_samples
 from fastadapt.experiments.lrmem.common import REPORT_JOINT, cached, optimizer, raw_torque_normalizer, summed_mse
-from fastadapt.experiments.validation import require_at_least, require_positive_rates
+from fastadapt.validation import require_at_least, require_positive_rates
 from fastadapt.experiments.output import finish, markdown_table, prepare, steps_to
 from fastadapt.models.mlp import PerJointMLP
 from fastadapt.optim import MemoryConfig, transfer_memory
-from fastadapt.optim.loop import minimize
+from fastadapt.optim.loops import minimize
 from fastadapt.sim import motions
 
 
@@ -92,7 +92,7 @@ def run(config: Config, directory, progress: bool = True, log=print) -> dict:
         name = f"{method}" + (f" ({reuse})" if reuse else (" (new memory)" if method == "MetaGD" else ""))
         curves[(task, name)] = np.asarray(joint_mse)
         states[(task, method)] = state
-    from fastadapt.report.lrmem_figures import batch_figure
+    from fastadapt.experiments.lrmem.figures import batch_figure
 
     figure = batch_figure(directory / "fig4_batch_id.png", curves, config)
     header = ["task", "method", *[f"steps to MSE < {t:g}" for t in config.thresholds], f"MSE after {config.steps}"]

@@ -18,12 +18,12 @@ import jax
 import numpy as np
 from tqdm.auto import tqdm
 
-from fastadapt.adapt.runner import run_transform
+from fastadapt.optim.loops import run_transform
 from fastadapt.data.batches import sequential_stream
 from fastadapt.experiments.lrmem.common import (
     MEMORY_METHODS, REPORT_JOINT, cached, first_window_mean, optimizer, raw_torque_normalizer, summed_mse,
 )
-from fastadapt.experiments.validation import require_at_least, require_choice, require_nonempty, require_positive_rates
+from fastadapt.validation import require_at_least, require_choice, require_nonempty, require_positive_rates
 from fastadapt.experiments.output import finish, markdown_table, prepare
 from fastadapt.models.mlp import PerJointMLP
 from fastadapt.optim import MemoryConfig, transfer_memory
@@ -142,7 +142,7 @@ def run(config: Config, directory, progress: bool = True, log=print) -> dict:
             table[f"{eta:g}|{task}|{method}|{reload}"] = first_window_mean(joint, window)
             if eta == config.figure_eta:
                 curves[(task, method, reload)] = joint.mean(0)
-    from fastadapt.report.lrmem_figures import online_figure
+    from fastadapt.experiments.lrmem.figures import online_figure
 
     figure = online_figure(directory / "fig5_online_lifting.png", curves, list(tasks), config)
     header = ["eta", "lift", "GD noreload", "MetaGD noreload", "GD reload", "MetaGD reload",

@@ -15,10 +15,10 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from fastadapt.experiments.validation import require_at_least, require_in_range, require_nonempty, require_positive_rates
+from fastadapt.validation import require_at_least, require_in_range, require_nonempty, require_positive_rates
 from fastadapt.experiments.output import finish, markdown_table, prepare, steps_to
 from fastadapt.optim import MemoryConfig, lr_memory, transfer_memory
-from fastadapt.optim.loop import minimize
+from fastadapt.optim.loops import minimize
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,7 +88,7 @@ def run(config: Config, directory, progress: bool = True, log=print) -> dict:
     summary = {name: {"steps_to_threshold": steps_to(loss, config.threshold), "final_f": float(loss[-1])}
                for name, (loss, _) in runs.items()}
     snapshots = [min(config.steps - 1, int(f * config.steps)) for f in config.snapshot_fractions]
-    from fastadapt.report.lrmem_figures import rosenbrock_figure
+    from fastadapt.experiments.lrmem.figures import rosenbrock_figure
 
     figure = rosenbrock_figure(directory / "fig2_rosenbrock.png", runs, rates2, path1, memories1, snapshots,
                                memory, rosenbrock)

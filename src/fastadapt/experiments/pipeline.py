@@ -1,0 +1,431 @@
+"""The paper's pipeline end to end, for simulated or real data.
+
+    data -> meta-train each learned loss (Algorithm 1, Fig. 3 a/b) -> final learning curves (Fig. 3 c/d)
+         -> online adaptation on held-out streams vs baselines (Fig. 5/6, Table I)
+         -> the practitioner's protocol (pretrained model + online adaptation; the learned losses'
+            rate for a warm start validated online on the meta-train data, never on the stream)
+         -> analysis figures (Fig. 7, 8) -> metrics.json + report.md
+
+``data='sim'``: meta-train on simulated KUKA sine motions f in {0.01, 0.03, 0.05, 0.06, 0.07, 0.08}
+(with ``payload_changes`` > 0, also on the same motions with random payloads attached and detached
+mid-stream), meta-test on f in {0.02, 0.04, 0.09}, stream the simulated pick-and-place trials (857 g
+payload).
+``data='schunk'``: meta-train on the even-numbered Schunk logs, hold out and stream the odd ones.
+``data='sim2real'`` (the state-dependent paper's Sim2Real, Fig. 6 row 2, on a *simulated reality gap*,
+see :mod:`fastadapt.sim.reality_gap`): the same motions recorded on a gap robot drawn with ``gap_seed``.
+Each loss is meta-trained twice, on the nominal robot's sine motions (``losses-nominal/``, the Sim2Real
+losses) and on the gap robot's (``losses/``, the Real2Real losses); both adapt models online on the gap
+robot's pick-and-place streams, beside the baselines, in the gap robot's normalised units.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+from tqdm.auto import tqdm
+
+from fastadapt.adapt.online import (
+    Method, OnlineConfig, best_rate, initial_models, online_scores, overall, phase_table, pretrain_models,
+)
+from fastadapt.optim.pretrain import pretrain
+from fastadapt.checkpoint import load_pytree, save_pytree, write_json
+from fastadapt.data.batches import normalised_samples, sequential_stream
+from fastadapt.data.io import load, save
+from fastadapt.files import atomic_write_text, make_directory
+from fastadapt.data.schunk import load_schunk, split_halves
+from fastadapt.data.trajectory import DEFAULT_LIMITS, Limits, concatenate
+from fastadapt.validation import require_at_least, require_nonempty, require_positive_rates
+from fastadapt.losses import LEARNED_LOSSES, make_loss
+from fastadapt.config import config_dict
+from fastadapt.tasks.inverse_dynamics import InverseDynamicsConfig, inverse_dynamics_trainer
+from fastadapt.meta.trainer import MetaTrainer
+from fastadapt.optim import MemoryConfig, metagd
+from fastadapt.experiments import pipeline_figures as figures, pipeline_report
+
+
+DATA = ("sim", "schunk", "sim2real")
+
+
+@dataclasses.dataclass(frozen=True)
+class PipelineConfig:
+    data: str = "sim"  # "sim" or "schunk"
+    # learned losses to meta-train and compare: mlp, structured, state-dependent
+    losses: tuple[str, ...] = LEARNED_LOSSES
+    trials: tuple[int, ...] = (0, 1, 2)  # pick-and-place trials streamed online (0, 1, 2)
+    noise: bool = False  # add sensor noise to the simulated data
+    sine_duration: float = 10.0  # seconds of each simulated meta-train/meta-test sine motion
+    # payload changes per extra sine motion in the meta-train data (0: none; > 0: the sine motions again with
+    # random payloads attached and detached mid-stream, sim.motions.payload_sine_dataset)
+    payload_changes: int = 0
+    phase_duration: float = 3.0  # seconds of each pick-and-place phase
+    schunk_path: str = ""  # directory of the Schunk logs (default: the shared data folder)
+    gap_seed: int = 0  # data='sim2real': the simulated reality gap, sim.reality_gap.sample_reality_gap(gap_seed)
+    meta: InverseDynamicsConfig = InverseDynamicsConfig(epochs=60, eval_every=5)  # meta-training of each loss
+    online: OnlineConfig = OnlineConfig()  # online adaptation on the streams
+
+    def __post_init__(self):
+        if self.data not in DATA:
+            raise ValueError(f"unknown data '{self.data}', expected one of {', '.join(DATA)}")
+        require_nonempty(self, "losses", "trials")
+        for name in self.losses:
+            if name not in LEARNED_LOSSES:
+                raise ValueError(f"unknown learned loss '{name}', expected some of {LEARNED_LOSSES}")
+        if len(set(self.losses)) != len(self.losses):
+            raise ValueError(f"config field 'losses' names a loss twice: {self.losses}")
+        require_at_least(self, 0, "trials", "payload_changes", "gap_seed")
+        if len(set(self.trials)) != len(self.trials) or max(self.trials) > 2:
+            raise ValueError(f"config field 'trials' must be distinct pick-and-place trials among 0, 1, 2, got {self.trials}")
+        require_positive_rates(self, "sine_duration", "phase_duration")
+
+    def inert_keys(self) -> dict[str, str]:
+        """Keys that have no effect in this configuration, with the reason (they are neither listed by
+        ``fastadapt keys`` nor accepted as overrides)."""
+        inert = {"data": "the command chooses the data ('run sim', 'run schunk' or 'run sim2real')",
+                 "meta.loss": "the pipeline meta-trains every loss named in 'losses'"}
+        if self.data != "sim2real":
+            inert["gap_seed"] = "it is read by 'run sim2real' only"
+        if self.data != "schunk":
+            inert["schunk_path"] = "it is read by 'run schunk' only"
+        else:
+            for key in ("trials", "noise", "sine_duration", "phase_duration", "payload_changes"):
+                inert[key] = "it shapes the simulated data, which 'run schunk' does not use"
+        return inert
+
+
+QUICK = dict(
+    trials=(0,), sine_duration=5.0, phase_duration=1.5,
+    meta=InverseDynamicsConfig(epochs=3, eval_every=1, eval_steps=50, eval_seeds=2, batches_per_epoch=20),
+    online=OnlineConfig(seeds=2, sgd_grid=(1e-3, 1e-2, 1e-1), adam_grid=(1e-3, 1e-2), pretrain_steps=300,
+                        warm_rate_scales=(1.0, 0.1)),
+)
+
+
+def quick(config: PipelineConfig) -> PipelineConfig:
+    """A configuration that runs in well under a minute: fewer epochs, seeds, trials and rates."""
+    return dataclasses.replace(config, **QUICK)
+
+
+# --- data ----------------------------------------------------------------------------------------------
+def prepare_data(config: PipelineConfig, directory: Path, progress: bool = True, limits: Limits = DEFAULT_LIMITS):
+    """(meta-train, meta-test, list of stream datasets); simulated data is cached in ``directory``
+    (for ``sim2real``, the gap robot's in ``directory/gap-robot``)."""
+    if config.data == "schunk":
+        train, held_out = split_halves(load_schunk(config.schunk_path or None, limits))
+        return train, held_out, [held_out]
+    if config.data == "sim2real":
+        return simulated_data(config, directory / "gap-robot", progress, gap_of(config))
+    return simulated_data(config, directory, progress)
+
+
+def gap_of(config: PipelineConfig):
+    """The simulated reality gap of a ``sim2real`` run."""
+    from fastadapt.sim.reality_gap import sample_reality_gap
+
+    return sample_reality_gap(config.gap_seed)
+
+
+def simulated_data(config: PipelineConfig, directory: Path, progress: bool = True, gap=None, streams: bool = True):
+    """The simulated KUKA's (meta-train, meta-test, streams), on the robot with reality gap ``gap`` if
+    one is given (else the nominal one), simulated once and cached in ``directory``; without
+    ``streams`` the pick-and-place trials are neither simulated nor returned."""
+    paths = {"meta-train": directory / "sine_train.npz", "meta-test": directory / "sine_test.npz"}
+    if config.payload_changes:
+        paths["meta-train payloads"] = directory / f"sine_payload_train_{config.payload_changes}.npz"
+    trials = config.trials if streams else ()
+    paths.update({f"trial{t}": directory / f"pick_place_trial{t}.npz" for t in trials})
+    loaded = {k: load(p) for k, p in paths.items() if p.exists()}
+    missing = [k for k in paths if k not in loaded]
+    if missing:
+        from fastadapt.sim import motions  # PyBullet: only to simulate data the run directory lacks
+
+        bar = tqdm(total=len(missing), desc="simulate KUKA", disable=not progress, leave=False)
+        robot = {} if gap is None else {"gap": gap}
+        simulated = _simulate([k for k in missing if not k.startswith("trial")], config, motions, robot)
+        if any(k.startswith("trial") for k in missing):  # the trials share one noise generator
+            played = motions.pick_and_place_dataset(config.trials, config.phase_duration, noise=config.noise, seed=2,
+                                                    **robot)
+            simulated.update({f"trial{t}": ds for t, ds in zip(config.trials, played)})
+        for key in missing:
+            loaded[key] = simulated[key]
+            save(loaded[key], paths[key], overwrite=True)
+            bar.update()
+        bar.close()
+    train = loaded["meta-train"]
+    if config.payload_changes:
+        train = concatenate([train, loaded["meta-train payloads"]])
+    return train, loaded["meta-test"], [loaded[f"trial{t}"] for t in trials]
+
+
+def _simulate(keys, config: PipelineConfig, motions, robot: dict) -> dict:
+    """The sine-motion datasets of the simulated pipeline named by ``keys`` (see :func:`simulated_data`)."""
+    made = {
+        "meta-train": lambda: motions.sine_dataset(motions.META_TRAIN_FREQUENCIES, config.sine_duration,
+                                                   noise=config.noise, **robot),
+        "meta-test": lambda: motions.sine_dataset(motions.META_TEST_FREQUENCIES, config.sine_duration,
+                                                  noise=config.noise, seed=1, **robot),
+        "meta-train payloads": lambda: motions.payload_sine_dataset(
+            motions.META_TRAIN_FREQUENCIES, config.sine_duration, changes=config.payload_changes,
+            noise=config.noise, seed=3, **robot),
+    }
+    return {key: made[key]() for key in keys}
+
+
+# --- stages --------------------------------------------------------------------------------------------
+def meta_train_losses(config: PipelineConfig, train, test, directory: Path, progress: bool, folder: str = "losses"):
+    """Meta-train each learned loss into ``directory/folder/<loss>`` (resuming from checkpoints); returns
+    {name: MetaTrainResult} and the last loss's trainer (its task holds the normaliser and the model all
+    losses share)."""
+    results, trainer = {}, None
+    for name in config.losses:
+        normalizer = trainer.task.normalizer if trainer else None
+        trainer = inverse_dynamics_trainer(dataclasses.replace(config.meta, loss=name), train, test, normalizer)
+        results[name] = trainer.run(directory / folder / name, progress=progress)
+    return results, trainer
+
+
+def sim2real_losses(config: PipelineConfig, directory: Path, progress: bool) -> dict:
+    """The Sim2Real losses: each meta-trained on the *nominal* simulated robot's sine motions (in its own
+    normalised units), under the display name '<loss> (nominal sim)'."""
+    train, test, _ = simulated_data(config, directory / "data", progress, streams=False)
+    results, _ = meta_train_losses(config, train, test, directory, progress, folder="losses-nominal")
+    return {f"{name} (nominal sim)": result for name, result in results.items()}
+
+
+def loss_rate(online: OnlineConfig, result) -> float:
+    """The SGD rate a learned loss adapts at online: ``online.alpha`` if set, else the loss's own rate
+    (its meta-training inner rate alpha, saved in its loss file)."""
+    return online.alpha if online.alpha is not None else result.config.alpha
+
+
+def with_loss_rates(config: PipelineConfig) -> PipelineConfig:
+    """``config`` with ``online.alpha`` as the pipeline's losses will use it (``meta.alpha`` when unset): the
+    run's identity, so a run made before the default became 'the loss's own rate' (it saved 0.001) resumes."""
+    if config.online.alpha is not None:
+        return config
+    return dataclasses.replace(config, online=dataclasses.replace(config.online, alpha=config.meta.alpha))
+
+
+def trained_loss(result, joints: int):
+    """The loss object that goes with a meta-training result's parameters (a learned rate included)."""
+    return result.config.make_loss(joints)
+
+
+def final_curves(trainer: MetaTrainer, results: dict) -> dict:
+    """Fig. 3 c/d: MSE on meta-train and meta-test data during ``eval_steps`` steps with each final loss."""
+    curves = {}
+    joints = trainer.task.model.num_joints
+    key = jax.random.PRNGKey(trainer.config.seed + 99)
+    for split in trainer.task.eval_splits:
+        curves[split] = {"mse": trainer.curves(make_loss("mse", joints), {}, split, key)}
+        for name, result in results.items():
+            curves[split][name] = trainer.curves(trained_loss(result, joints), result.loss_params, split, key)
+    return curves
+
+
+def warm_start_validation(config: PipelineConfig, model, train, normalizer):
+    """Validation setting for the learned losses' rate in the practitioner's protocol, built from the
+    meta-train data only: models pretrained on the even-indexed meta-train trajectories, and the
+    odd-indexed ones played as an online stream. Returns (starts [seeds], [stream])."""
+    if len(train) < 2:
+        raise ValueError(f"warm-start validation needs at least 2 meta-train trajectories, got {len(train)}")
+    oc = config.online
+    fit, held = train.take(range(0, len(train), 2)), train.take(range(1, len(train), 2))
+    starts, _ = pretrain(model, normalised_samples(fit, normalizer), oc.seeds, oc.pretrain_steps,
+                         oc.pretrain_rate, oc.pretrain_batch, oc.seed + 30_000)
+    return starts, [sequential_stream(held, normalizer, oc.batch_size)]
+
+
+def online_methods(config: PipelineConfig, model, results, streams, starts, pretrained, validation=None):
+    """Run every method of the online comparison; returns {protocol: {method: scores}}, the grids and
+    the warm-start rates chosen on ``validation`` (see :func:`warm_start_validation`).
+
+    In the practitioner's protocol each learned loss runs twice: at the meta-training rate alpha, and at
+    alpha * s with s in ``warm_rate_scales`` chosen by the lowest mean online MSE on the validation
+    stream (the meta-objective looks one step ahead and favours rates too large for a model that is
+    already good; the choice never sees the evaluation stream). The MSE baselines' rates are instead
+    tuned on the evaluation stream itself, the setting most favourable to them."""
+    joints = model.num_joints
+    mse = make_loss("mse", joints)
+    oc = config.online
+    scratch, practitioner, grids = {}, {}, {}
+
+    def sgd(rate, start="random"):
+        return Method(f"mse sgd {rate:g}", mse, {}, "sgd", rate, start)
+
+    def adam(rate, start="random"):
+        return Method(f"mse adam {rate:g}", mse, {}, "adam", rate, start)
+
+    for rate in oc.sgd_rates:
+        scratch[f"mse, sgd {rate:g}"] = online_scores(model, sgd(rate), starts, streams)
+    rate, scores, by_rate = best_rate(model, sgd, oc.sgd_grid, starts, streams)
+    scratch[f"mse, sgd best ({rate:g})"], grids["sgd"] = scores, by_rate
+    rate, scores, by_rate = best_rate(model, adam, oc.adam_grid, starts, streams)
+    scratch[f"mse, adam best ({rate:g})"], grids["adam"] = scores, by_rate
+    for name, result in results.items():
+        alpha = loss_rate(oc, result)
+        method = Method(name, trained_loss(result, joints), result.loss_params, "sgd", alpha)
+        scratch[name] = online_scores(model, method, starts, streams)
+        if oc.memory:
+            stepped = dataclasses.replace(method, optimizer=metagd(MemoryConfig(eta_init=alpha)))
+            scratch[f"{name} + MetaGD"] = online_scores(model, stepped, starts, streams)
+
+    practitioner["pretrained, not adapted"] = online_scores(model, Method("pretrained", mse, {}, rate=0.0), pretrained, streams)
+    rate, scores, by_rate = best_rate(model, lambda r: adam(r, "pretrained"), oc.adam_grid, pretrained, streams)
+    practitioner[f"pretrained + adam best ({rate:g})"], grids["adam-pretrained"] = scores, by_rate
+    rate, scores, by_rate = best_rate(model, lambda r: sgd(r, "pretrained"), oc.sgd_grid, pretrained, streams)
+    practitioner[f"pretrained + sgd best ({rate:g})"], grids["sgd-pretrained"] = scores, by_rate
+    warm_rates = {}
+    for name, result in results.items():
+        alpha = loss_rate(oc, result)
+        learned = lambda rate: Method(name, trained_loss(result, joints), result.loss_params, "sgd", rate, "pretrained")
+        practitioner[f"pretrained + {name} ({alpha:g})"] = online_scores(model, learned(alpha), pretrained, streams)
+        if validation is not None:
+            rates = [alpha * s for s in oc.warm_rate_scales]
+            rate, _, grids[f"{name}-warm-validation"] = best_rate(model, learned, rates, *validation)
+            practitioner[f"pretrained + {name} (validated {rate:g})"] = online_scores(model, learned(rate), pretrained, streams)
+            warm_rates[name] = rate
+    scratch["pretrained, not adapted"] = practitioner["pretrained, not adapted"]
+    return {"from scratch": scratch, "pretrained": practitioner}, grids, warm_rates
+
+
+def summarise(protocols: dict, stream) -> dict:
+    """Per protocol and method: the overall mean online MSE, its mean per model seed (over trials and
+    batches) and the Table I phase table."""
+    summary = {}
+    for protocol, methods in protocols.items():
+        summary[protocol] = {
+            name: {"overall": overall(scores), "per_seed": np.mean(scores, axis=(0, 2)).tolist(),
+                   "phases": phase_table(scores, stream)}
+            for name, scores in methods.items()
+        }
+    return summary
+
+
+def _ratio(method: dict, baseline: dict) -> dict:
+    """Overall mean online MSE / the baseline's, and the spread (std) of the same ratio per model seed."""
+    per_seed = np.asarray(method["per_seed"]) / np.asarray(baseline["per_seed"])
+    value = method["overall"] / baseline["overall"]
+    return {"ratio": value if np.isfinite(value) else float("inf"),
+            "seed_std": float(np.std(per_seed)) if np.all(np.isfinite(per_seed)) else float("inf")}
+
+
+def relative_to_baselines(summary: dict, learned: list[str]) -> dict:
+    """The ratios that say whether the learned losses earn their place (mean online MSE / baseline's;
+    < 1 is better; ``seed_std``: the spread of that ratio over model seeds).
+
+    * from scratch: each method over SGD and over Adam on MSE with rates tuned on the evaluation stream
+      (``vs_best_sgd``, ``vs_best_adam``) and over the lower of the two (``vs_best_tuned``);
+    * pretrained: each method over the better of pretrained + SGD / Adam tuned on the stream
+      (``vs_best_tuned``) and over the pretrained model left alone (``vs_not_adapted``);
+    * best_learned: per protocol, the learned loss (``learned`` names, any rate) with the lowest error;
+      choosing among a loss's variants (its rates, MetaGD) by this error looks at the stream, so this
+      entry is the best case, not a validated choice."""
+    scratch, warm = summary["from scratch"], summary["pretrained"]
+
+    def best(methods, prefix):
+        return min((v for k, v in methods.items() if k.startswith(prefix)), key=lambda v: v["overall"])
+
+    sgd, adam = best(scratch, "mse, sgd best"), best(scratch, "mse, adam best")
+    tuned = min(sgd, adam, key=lambda v: v["overall"])
+    warm_tuned = min(best(warm, "pretrained + sgd best"), best(warm, "pretrained + adam best"), key=lambda v: v["overall"])
+    alone = warm["pretrained, not adapted"]
+    result = {
+        "from scratch": {name: {"vs_best_sgd": _ratio(v, sgd)["ratio"], "vs_best_adam": _ratio(v, adam)["ratio"],
+                                "vs_best_tuned": _ratio(v, tuned)} for name, v in scratch.items()},
+        "pretrained": {name: {"vs_best_tuned": _ratio(v, warm_tuned), "vs_not_adapted": _ratio(v, alone)}
+                       for name, v in warm.items()},
+    }
+    ours = {"from scratch": [n for n in scratch if n in learned or n.removesuffix(" + MetaGD") in learned],
+            "pretrained": [n for n in warm if any(n.startswith(f"pretrained + {name} (") for name in learned)]}
+    result["best_learned"] = {}
+    for protocol, names in ours.items():
+        if names:
+            name = min(names, key=lambda n: summary[protocol][n]["overall"])
+            result["best_learned"][protocol] = {"method": name, **result[protocol][name]}
+    return result
+
+
+# --- the whole run -------------------------------------------------------------------------------------
+def run(config: PipelineConfig, directory, progress: bool = True, log=print, limits: Limits = DEFAULT_LIMITS) -> dict:
+    """Run the pipeline into ``directory`` (resumable: data and loss checkpoints are reused); user data
+    (the Schunk logs) is checked against ``limits``."""
+    directory = make_directory(directory)
+    started = time.time()
+    log(f"[1/5] data: {config.data}")
+    train, test, stream_sets = prepare_data(config, directory / "data", progress, limits)
+    log(f"      meta-train {train.num_samples} samples, meta-test {test.num_samples}, "
+        f"{len(stream_sets)} stream(s) of {stream_sets[0].num_samples} samples")
+
+    log(f"[2/5] meta-train {', '.join(config.losses)} for {config.meta.epochs} epochs")
+    results, reference = meta_train_losses(config, train, test, directory, progress)
+    normalizer, model = reference.task.normalizer, reference.task.model
+    transferred = {}
+    if config.data == "sim2real":
+        log(f"      and on the nominal robot's sine motions (the Sim2Real losses)")
+        transferred = sim2real_losses(config, directory, progress)
+
+    log("[3/5] learning curves with the final losses (Fig. 3 c, d)")
+    curves = final_curves(reference, results)
+
+    log("[4/5] online adaptation and baselines")
+    streams = [sequential_stream(ds, normalizer, config.online.batch_size) for ds in stream_sets]
+    starts = initial_models(model, config.online.seeds, config.online.seed)
+    pretrained, pretrain_mse = _pretrained(config, model, normalised_samples(train, normalizer), directory)
+    validation = warm_start_validation(config, model, train, normalizer)
+    protocols, grids, warm_rates = online_methods(config, model, {**results, **transferred}, streams, starts,
+                                                  pretrained, validation)
+    summary = summarise(protocols, streams[0])
+
+    log("[5/5] figures and report")
+    relative = relative_to_baselines(summary, list({**results, **transferred}))
+    figure_files = figures.pipeline_figures(
+        directory, config, results, curves, protocols, streams[0], normalizer, stream_sets, relative["best_learned"]
+    )
+    metrics = {
+        "config": config_dict(config),
+        "seconds": time.time() - started,
+        "meta_training": {name: _meta_summary(r) for name, r in {**results, **transferred}.items()},
+        "final_curves": {split: {k: {"mean": v.mean(0).tolist(), "std": v.std(0).tolist()} for k, v in c.items()}
+                         for split, c in curves.items()},
+        "online": summary,
+        "relative_to_baselines": relative,
+        "rate_grids": {k: {f"{r:g}": v for r, v in g.items()} for k, g in grids.items()},
+        "warm_start_rates": warm_rates,
+        **({"simulated_reality_gap": dataclasses.asdict(gap_of(config))} if config.data == "sim2real" else {}),
+        "pretrain_mse_on_meta_train": np.asarray(pretrain_mse).tolist(),
+        "figures": [f.name for f in figure_files],
+    }
+    write_json(directory / "metrics.json", metrics)
+    atomic_write_text(directory / "report.md", pipeline_report.pipeline_report(metrics, figure_files))
+    log(f"done in {metrics['seconds']:.0f} s: {directory / 'report.md'}")
+    return metrics
+
+
+def _pretrained(config: PipelineConfig, model, train_samples, directory: Path):
+    """Pretrained models (one per seed), cached in the run directory."""
+    path = directory / "pretrained.npz"
+    template = initial_models(model, config.online.seeds, 0)
+    if path.exists():
+        tree, meta = load_pytree(path, {"params": template, "mse": np.zeros(config.online.seeds, np.float32)})
+        if meta.get("online") == config_dict(config.online):
+            return tree["params"], tree["mse"]
+    params, final_mse = pretrain_models(model, train_samples, config.online)
+    save_pytree(path, {"params": params, "mse": final_mse}, {"online": config_dict(config.online)})
+    return params, final_mse
+
+
+def _meta_summary(result) -> dict:
+    history = result.history
+    return {
+        "epochs": history["epoch"][-1] if history["epoch"] else 0,
+        "task_loss": [float(np.mean(v)) for v in history["task_loss"]],
+        "eval_epoch": history["eval_epoch"],
+        "eval": history["eval"],
+        "baseline": history["baseline"],
+        "best_seed": history.get("best_seed", 0),
+        "selected_epoch": history.get("selected_epoch", 0),
+    }

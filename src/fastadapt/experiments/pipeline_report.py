@@ -1,0 +1,78 @@
+"""The markdown report of a pipeline run (report.md)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastadapt.report.markdown import phase_table_markdown
+
+
+def _ratio(r: dict) -> str:
+    return f"{r['ratio']:.3g} +- {r['seed_std']:.2g}"
+
+
+def pipeline_report(metrics: dict, figures: list[Path]) -> str:
+    config = metrics["config"]
+    out = [
+        f"# fastadapt run: {config['data']} data" + (" (a simulated reality gap)" if config["data"] == "sim2real" else ""),
+        "",
+        f"Finished in {metrics['seconds']:.0f} s. MSE is in normalised torque units (1.0 = predicting the",
+        "meta-train mean torque). Online MSE is measured on each batch of "
+        f"{config['online']['batch_size']} samples *before* the model updates on it.",
+        "",
+    ]
+    if "simulated_reality_gap" in metrics:
+        gap = metrics["simulated_reality_gap"]
+        out += [
+            "Sim2Real on a **simulated reality gap** (not real hardware): the streams and the losses without a suffix "
+            "come from a gap robot, the losses marked '(nominal sim)' were meta-trained on the nominal simulated "
+            "robot. The gap robot differs from the nominal one in exactly these ways:",
+            "",
+            f"- link masses and inertias x {', '.join(f'{v:.3g}' for v in gap['mass_scale'])};",
+            f"- joint friction with stiction: Coulomb {', '.join(f'{v:.3g}' for v in gap['coulomb'])} Nm, breakaway "
+            f"{', '.join(f'{v:.3g}' for v in gap['stiction'])} Nm, viscous {', '.join(f'{v:.3g}' for v in gap['viscous'])} Nm s/rad;",
+            f"- a {gap['delay_ticks']}-tick torque delay;",
+            f"- torque-sensor noise of std {gap['torque_noise']:g} Nm and offset {', '.join(f'{v:.3g}' for v in gap['torque_offset'])} Nm.",
+            "",
+        ]
+    out += [
+        "## Meta-training (Fig. 3 a, b)",
+        "",
+        "The loss kept is the one of the evaluation epoch with the lowest meta-train MSE (selected epoch)."
+        + (f" Online meta-objective: the evaluations stream {config['meta']['eval_steps']} batches of "
+           f"{config['meta']['stream_batch']} samples and report the mean online MSE."
+           if config["meta"].get("update") == "online" else ""),
+        "",
+        "| loss | epochs | selected epoch | MSE after training, meta-train | meta-test | plain MSE loss: meta-train | meta-test |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, m in metrics["meta_training"].items():
+        if not m["eval"]:
+            continue
+        chosen = m["eval"][m["eval_epoch"].index(m["selected_epoch"])] if m["selected_epoch"] else m["eval"][-1]
+        best, base = m["best_seed"], m["baseline"]
+        out.append(
+            f"| {name} | {m['epochs']} | {m['selected_epoch']} | {chosen['meta-train']['mean'][best]:.4g}"
+            f" | {chosen['meta-test']['mean'][best]:.4g}"
+            f" | {base['meta-train']['mean']:.4g} | {base['meta-test']['mean']:.4g} |"
+        )
+    out += ["", "## Online adaptation from a random model (Table I format; mean and std over trials x seeds)", ""]
+    out.append(phase_table_markdown(metrics["online"]["from scratch"]))
+    relative = metrics["relative_to_baselines"]
+    out += ["", "Relative to the baselines with rates tuned on this stream (mean online MSE / baseline's; < 1 is "
+            "better; +- the spread of the ratio over model seeds):", "",
+            "| method | / best SGD | / best Adam | / the better of the two |", "|---|---|---|---|"]
+    for name, r in relative["from scratch"].items():
+        out.append(f"| {name} | {r['vs_best_sgd']:.3g} | {r['vs_best_adam']:.3g} | {_ratio(r['vs_best_tuned'])} |")
+    out += ["", "## The practitioner's protocol: a pretrained model adapted online", ""]
+    out.append(phase_table_markdown(metrics["online"]["pretrained"]))
+    out += ["", "| method | / the better of pretrained + SGD or Adam tuned on this stream | / pretrained, not adapted |",
+            "|---|---|---|"]
+    for name, r in relative["pretrained"].items():
+        out.append(f"| {name} | {_ratio(r['vs_best_tuned'])} | {_ratio(r['vs_not_adapted'])} |")
+    for protocol, best in relative.get("best_learned", {}).items():
+        out.append(f"\nBest learned loss {protocol}: {best['method']}, {_ratio(best['vs_best_tuned'])} x the better "
+                   "tuned baseline.")
+    out += ["", "## Figures", ""]
+    out += [f"![{f.stem}]({f.name})" for f in figures]
+    return "\n".join(out) + "\n"

@@ -1,0 +1,83 @@
+"""The commands that work on the user's own data files rather than an experiment's: ``fastadapt data``
+(simulate, inspect, convert, import), ``fastadapt meta-train`` (one learned loss on the user's meta-train
+and meta-test files, :mod:`fastadapt.tasks.inverse_dynamics`) and ``fastadapt adapt``, here: fresh models
+adapted online on the user's stream with a trained loss and with MSE, at one rate (by default the one the
+loss file carries, the rate it was meta-trained for)."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from fastadapt.adapt.online import Method, initial_models, online_scores, overall, phase_table
+from fastadapt.data.batches import sequential_stream
+from fastadapt.data.trajectory import DataError, Dataset, concatenate
+from fastadapt.losses import make_loss
+from fastadapt.validation import require_at_least, require_positive_rates
+
+
+@dataclasses.dataclass(frozen=True)
+class AdaptConfig:
+    batch_size: int = 5  # samples per online step
+    seeds: int = 5  # fresh models adapted per method
+    rate: float | None = None  # SGD rate of both the trained loss and MSE (default: the loss file's own rate alpha)
+    seed: int = 0  # random seed of the models' initialisation
+
+    def __post_init__(self):
+        require_at_least(self, 1, "batch_size", "seeds")
+        require_at_least(self, 0, "seed")
+        if self.rate is not None:
+            require_positive_rates(self, "rate")
+
+
+def with_loss_rate(config: AdaptConfig, meta_config) -> AdaptConfig:
+    """``config`` with its rate set: the one given, else the rate the loss was meta-trained for."""
+    return config if config.rate is not None else dataclasses.replace(config, rate=meta_config.alpha)
+
+
+def adapt_summary(config: AdaptConfig, meta_config, loss, loss_params, normalizer, dataset) -> dict:
+    """Fresh models adapted online on ``dataset`` with the trained loss and with MSE, at one rate:
+    {method: {"overall": mean online MSE, "phases": Table I's per-phase mean and std}}."""
+    model = meta_config.model(normalizer.num_joints)
+    stream = sequential_stream(dataset, normalizer, config.batch_size)
+    starts = initial_models(model, config.seeds, config.seed)
+    mse = make_loss("mse", normalizer.num_joints)
+    methods = {
+        f"{loss.name}, sgd {config.rate:g}": Method(loss.name, loss, loss_params, "sgd", config.rate),
+        f"mse, sgd {config.rate:g}": Method("mse", mse, {}, "sgd", config.rate),
+    }
+    summary = {}
+    for name, method in methods.items():
+        scores = online_scores(model, method, starts, [stream])
+        summary[name] = {"overall": overall(scores), "phases": phase_table(scores, stream)}
+    return summary
+
+
+def check_output_file(out: Path, force: bool) -> Path:
+    """An output data file: a .npz or .csv path that is not a directory, not replaced without ``force``."""
+    if out.suffix not in (".npz", ".csv"):
+        raise DataError(f"{out}: unknown data format '{out.suffix}', expected .npz or .csv")
+    if out.is_dir():
+        raise DataError(f"{out} is a directory; give a file path ending in .npz or .csv")
+    if out.exists() and not force:
+        raise FileExistsError(f"{out} exists; pass --force to replace it")
+    return out
+
+
+def simulated_dataset(kind: str, noise: bool) -> Dataset:
+    """``sine``: the simulated iiwa's sine motions; ``pick-place``: its pick-and-place trials, one dataset."""
+    from fastadapt.sim import motions  # PyBullet: only when simulating
+
+    if kind == "sine":
+        return motions.sine_dataset(noise=noise)
+    return concatenate(motions.pick_and_place_dataset(noise=noise))
+
+
+def describe_dataset(path, dataset: Dataset) -> list[str]:
+    """``fastadapt data inspect``: one line for the file, one per trajectory."""
+    lines = [f"{path}: {len(dataset)} trajectories, {dataset.num_samples} samples, {dataset.num_joints} joints, "
+             f"robot '{dataset.robot}'"]
+    for i, traj in enumerate(dataset):
+        lines.append(f"  {i:3d} {traj.phase or '-':>12s}  T={len(traj):5d}  dt={traj.dt:.4g}s  payload={traj.payload:g}kg  "
+                     f"|tau|max={abs(traj.tau).max():.3g}Nm")
+    return lines
