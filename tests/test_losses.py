@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from fastadapt.losses import make_loss
+from fastadapt.losses.regression import MLPLoss
 
 
 @pytest.fixture
@@ -93,3 +94,37 @@ def test_learned_rate_scales_the_loss_and_the_sgd_step_by_exp_r(batch, name):
         lambda t, g: t - alpha * g, theta, jax.grad(lambda th: loss.apply(p, model.apply(th, x), target, state))(theta))
     for a, b in zip(jax.tree.leaves(step(scaled, params, 0.01)), jax.tree.leaves(step(plain, inner, 0.03))):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+
+
+def test_xavier_uniform_without_biases_is_the_ml3_authors_sine_loss():
+    from fastadapt.models.mlp import apply_mlp, init_mlp
+
+    layers = init_mlp(jax.random.PRNGKey(3), (2, 50, 50, 1), init="xavier", bias=False)
+    assert [sorted(layer) for layer in layers] == [["w"]] * 3
+    for layer, (n_in, n_out) in zip(layers, [(2, 50), (50, 50), (50, 1)]):
+        w = np.asarray(layer["w"])
+        limit = np.sqrt(6.0 / (n_in + n_out))  # torch.nn.init.xavier_uniform_, gain 1
+        assert w.shape == (n_in, n_out) and np.abs(w).max() <= limit and np.abs(w).max() > 0.8 * limit
+    big = np.asarray(init_mlp(jax.random.PRNGKey(0), (400, 400), init="xavier")[0]["w"])
+    assert big.std() == pytest.approx(np.sqrt(6.0 / 800) / np.sqrt(3), rel=0.02)  # uniform: std = a / sqrt(3)
+    x = jnp.array([[0.5, -1.0]])
+    by_hand = jax.nn.relu(jax.nn.relu(x @ layers[0]["w"]) @ layers[1]["w"]) @ layers[2]["w"]
+    np.testing.assert_allclose(apply_mlp(layers, x), by_hand, rtol=1e-6)
+    loss = MLPLoss(1, (50, 50), weights="xavier", bias=False)
+    params = loss.init(jax.random.PRNGKey(3))
+    np.testing.assert_allclose(params["net"][0]["w"], layers[0]["w"])
+    pred, target = jnp.array([[0.3]]), jnp.array([[-0.2]])
+    expected = jax.nn.softplus(apply_mlp(layers, jnp.array([[0.3, -0.2]])))[0, 0]
+    np.testing.assert_allclose(loss.apply(params, pred, target), expected, rtol=1e-6)
+    with pytest.raises(ValueError, match="unknown initialisation 'he', expected one of lecun, xavier"):
+        init_mlp(jax.random.PRNGKey(0), (2, 3), init="he")
+
+
+def test_lecun_default_is_unchanged_by_the_options():
+    from fastadapt.models.mlp import init_mlp
+
+    key = jax.random.PRNGKey(1)
+    default = init_mlp(key, (3, 8, 2), last_scale=0.1)
+    w0 = (1.0 / jnp.sqrt(3)) * jax.random.normal(jax.random.split(key, 2)[0], (3, 8))  # the formula before
+    np.testing.assert_array_equal(default[0]["w"], w0)
+    np.testing.assert_array_equal(default[0]["b"], np.zeros(8))

@@ -111,6 +111,33 @@ def test_killed_run_resumes_to_the_same_result(tmp_path):
     assert resumed.history["epoch"] == [1, 2, 3, 4]
 
 
+
+def test_keep_best_by_hand():
+    from fastadapt.meta.trainer import _keep_best
+
+    best = {"params": {"w": jnp.zeros((2, 1))}, "score": jnp.full(2, jnp.inf), "epoch": jnp.zeros(2, jnp.int32)}
+    best = _keep_best(best, {"w": jnp.array([[1.0], [1.0]])}, [3.0, 1.0], 2)
+    best = _keep_best(best, {"w": jnp.array([[2.0], [2.0]])}, [2.0, 4.0], 4)  # seed 0 improves, seed 1 does not
+    assert best["epoch"].tolist() == [4, 2] and best["params"]["w"].ravel().tolist() == [2.0, 1.0]
+    assert best["score"].tolist() == [2.0, 1.0]
+    latest = _keep_best(best, {"w": jnp.array([[5.0], [5.0]])}, [9.0, 9.0], 6, latest=True)  # keep='final'
+    assert latest["epoch"].tolist() == [6, 6] and latest["params"]["w"].ravel().tolist() == [5.0, 5.0]
+
+
+@pytest.mark.slow
+def test_keep_final_keeps_the_last_epochs_loss():
+    train, test = _smooth_dataset(3, 0), _smooth_dataset(2, 1)
+    small = dataclasses.replace(CONFIG, epochs=2, eval_every=1, eval_steps=5, seeds=2, batches_per_epoch=4)
+    final = MetaTrainer(dataclasses.replace(small, keep="final"), train, test).run(progress=False)
+    h = final.history
+    assert h["selected_epoch"] == small.epochs and h["eval_epoch"] == [1, 2]
+    assert h["best_seed"] == int(np.argmin(h["eval"][-1]["meta-train"]["mean"]))
+    # evaluated only at the end, "best" is the final epoch's loss too: the same parameters
+    once = MetaTrainer(dataclasses.replace(small, eval_every=small.epochs), train, test).run(progress=False)
+    np.testing.assert_allclose(final.seed_params["w"], once.seed_params["w"], rtol=1e-6)
+    with pytest.raises(ValueError, match="config field 'keep': unknown value 'last', expected one of best, final"):
+        dataclasses.replace(CONFIG, keep="last")
+
 def test_resume_with_another_config_is_refused(tmp_path):
     train, test = _smooth_dataset(3, 0), _smooth_dataset(2, 1)
     MetaTrainer(dataclasses.replace(CONFIG, epochs=1), train, test).run(tmp_path, progress=False)

@@ -69,3 +69,26 @@ def test_bad_ml3_input_is_refused(tmp_path, capsys):
     assert "'amplitude_min' (6.0) must not exceed 'amplitude_max' (5.0)" in capsys.readouterr().err
     with pytest.raises(ValueError, match="unknown ml3 experiment 'cosine'"):
         registry.command(["ml3", "cosine"])
+
+
+@pytest.mark.slow
+def test_the_authors_sine_protocol_is_a_key_set():
+    """facebookresearch/LearningToLearn's sine setting: 1-100-10-1 optimizee and 2-50-50-1 bias-free meta-loss,
+    both Xavier-uniform, meta-test inputs from U[-5, 5], 500 outer iterations."""
+    from fastadapt.config import apply_overrides
+    from fastadapt.experiments.ml3 import sine
+
+    config = apply_overrides(sine.Config(), list(sine.PAPER_KEYS))
+    assert config.epochs * config.batches_per_epoch == 500 and config.iters_max == 1
+    task, loss = sine.sine_task(config), sine.meta_loss(config)
+    assert float(jnp.abs(task.test_x).max()) > 2.5 and float(jnp.abs(task.test_x).max()) <= 5.0
+    assert float(jnp.abs(task.train_x).max()) <= 2.0
+    theta = task.model.init(jax.random.PRNGKey(0))
+    assert [layer["w"].shape for layer in theta] == [(1, 100), (100, 10), (10, 1)]
+    assert float(jnp.abs(theta[0]["w"]).max()) <= (6 / 101) ** 0.5  # Xavier-uniform's bound
+    phi = loss.init(jax.random.PRNGKey(0))
+    assert [sorted(layer) for layer in phi["net"]] == [["w"], ["w"], ["w"]]
+    ours = sine.sine_task(sine.Config())
+    assert float(jnp.abs(ours.test_x).max()) <= 2.0  # ours: meta-test inputs in the meta-train range
+    with pytest.raises(ValueError, match="config field 'loss_weights': unknown value 'he'"):
+        sine.Config(loss_weights="he")

@@ -306,9 +306,9 @@ def _serve(arguments: bytes, raw, batch_size: int, row: int, shapes, lock, comma
         update = GuardedUpdate(**arguments)
         update.compile(np.zeros((batch_size, 4 * joints), np.float32), np.zeros(3 * joints, np.float32))
         state = update.initial
+        header[BEAT] = time.monotonic_ns()  # before "ready": an adapter just built is heard from, so healthy
         replies.send(("ready", time.perf_counter() - started))
         done, dropped, message, last_batch = 0, 0, None, time.monotonic()
-        header[BEAT] = time.monotonic_ns()
         while True:
             idle = time.monotonic() - last_batch > IDLE_AFTER_SECONDS
             header[IDLE] = idle

@@ -57,7 +57,10 @@ class MLPLoss:
     """ML3's loss network; with ``extra_inputs`` > 0 it also sees that many features of the sample
     (``state`` [B, extra_inputs], e.g. the input x of a regression): g([pred_b, target_b, state_b]).
     ``activation`` is g's; ``positive=False`` drops the softplus, L = 1/B sum_b g(.) (the authors' loss
-    for the shaped sine is an ELU network with a linear output)."""
+    for the shaped sine is an ELU network with a linear output). ``weights`` and ``bias`` set g's
+    initialisation (:func:`fastadapt.models.mlp.init_mlp`): ours is LeCun-normal with biases; the ML3
+    authors' sine loss is 2 -> 50 -> 50 -> 1 without biases, Xavier-uniform (``weights='xavier'``,
+    ``bias=False``)."""
 
     num_joints: int
     hidden: tuple[int, ...] = (40, 40, 40)
@@ -66,9 +69,12 @@ class MLPLoss:
     extra_inputs: int = 0
     activation: str = "relu"
     positive: bool = True
+    weights: str = "lecun"
+    bias: bool = True
 
     def init(self, key):
-        return {"net": init_mlp(key, (2 * self.num_joints + self.extra_inputs, *self.hidden, 1))}
+        sizes = (2 * self.num_joints + self.extra_inputs, *self.hidden, 1)
+        return {"net": init_mlp(key, sizes, init=self.weights, bias=self.bias)}
 
     def apply(self, params, pred, target, state=None):
         inputs = [pred, target] + ([state] if self.extra_inputs else [])

@@ -37,6 +37,9 @@ from fastadapt.interrupt import deferred_interrupt
 from fastadapt.meta.algorithm import UPDATES, MetaState, learning_curve, make_meta_optimizer, meta_epoch
 
 
+KEEP = ("best", "final")  # which epoch's loss a meta-training run keeps (TrainerConfig.keep)
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainerConfig:
     """The trainer's keys; experiments' configs extend it. Defaults are the state-dependent paper's
@@ -59,6 +62,10 @@ class TrainerConfig:
     eval_every: int = 10  # evaluate the loss every this many epochs
     eval_steps: int = 100  # optimizee steps in each evaluation
     eval_seeds: int = 5  # fresh optimizees per evaluation
+    # the loss kept at the end: "best" (per seed, the evaluation epoch with the lowest score on the first
+    # evaluation split, meta-train) or "final" (the last epoch's, what the papers report); the seed kept is
+    # then the one whose kept loss scores lowest there
+    keep: str = "best"
 
     def __post_init__(self):
         require_at_least(self, 1, "iters_max", "epochs", "seeds", "eval_every", "eval_steps", "eval_seeds")
@@ -66,6 +73,7 @@ class TrainerConfig:
         require_positive_rates(self, "alpha", "eta")
         require_positive_rates(self, "meta_clip", allow_zero=True)
         require_choice(self, "update", UPDATES)
+        require_choice(self, "keep", KEEP)
         if self.meta_optimizer not in ("sgd", "adam"):
             raise ValueError(f"unknown meta optimizer '{self.meta_optimizer}', expected 'adam' or 'sgd'")
 
@@ -199,7 +207,7 @@ class MetaTrainer:
             history["eval"].append(self.evaluate(state, epoch + 1))
             history["eval_epoch"].append(epoch + 1)
             selection = history["eval"][-1][self.task.eval_splits[0]]["mean"]
-            best = _keep_best(best, state.loss_params, selection, epoch + 1)
+            best = _keep_best(best, state.loss_params, selection, epoch + 1, latest=c.keep == "final")
         bar.set_postfix(task_loss=f"{task_loss.mean():.4f}")
         if directory is not None:
             self._save(directory, state, keys, best, history, epoch + 1)
@@ -258,10 +266,11 @@ def _recovery_hint(path: Path) -> str:
         return "No whole previous checkpoint is left: restart the run with --force"
 
 
-def _keep_best(best: dict, loss_params, scores, epoch: int) -> dict:
-    """Per seed, keep the loss parameters whose evaluation (on the first split) is the lowest so far."""
+def _keep_best(best: dict, loss_params, scores, epoch: int, latest: bool = False) -> dict:
+    """Per seed, keep the loss parameters whose evaluation (on the first split) is the lowest so far, or
+    with ``latest`` the ones just evaluated (``keep='final'``: the last evaluation is the last epoch's)."""
     scores = jnp.asarray(scores)
-    better = scores < best["score"]
+    better = jnp.ones(scores.shape, bool) if latest else scores < best["score"]
     pick = lambda new, old: jnp.where(better.reshape((-1,) + (1,) * (new.ndim - 1)), new, old)
     return {
         "params": jax.tree.map(pick, loss_params, best["params"]),

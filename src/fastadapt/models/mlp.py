@@ -11,6 +11,7 @@ way, and the online update's dispatch cost stays minimal.
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Sequence
 
 import jax
@@ -19,22 +20,40 @@ import jax.numpy as jnp
 ACTIVATIONS = {"tanh": jnp.tanh, "relu": jax.nn.relu, "softplus": jax.nn.softplus, "elu": jax.nn.elu}
 
 
-def init_mlp(key, sizes: Sequence[int], last_scale: float = 1.0) -> list[dict]:
-    """LeCun-normal weights (std 1/sqrt(n_in)), zero biases; the last layer's weights times ``last_scale``."""
+INITS = ("lecun", "xavier")  # weight initialisations of init_mlp
+
+
+def init_mlp(key, sizes: Sequence[int], last_scale: float = 1.0, init: str = "lecun", bias: bool = True) -> list[dict]:
+    """Layers {"w" [n_in, n_out], "b" [n_out]}: weights LeCun-normal (std 1/sqrt(n_in)) or, with
+    ``init='xavier'``, Xavier-uniform (U[-a, a], a = sqrt(6 / (n_in + n_out)), PyTorch's
+    ``xavier_uniform_`` with gain 1); zero biases, or none with ``bias=False`` (then no "b" entry). The
+    last layer's weights are multiplied by ``last_scale``."""
+    if init not in INITS:
+        raise ValueError(f"unknown initialisation '{init}', expected one of {', '.join(INITS)}")
     keys = jax.random.split(key, len(sizes) - 1)
     layers = []
     for i, (k, n_in, n_out) in enumerate(zip(keys, sizes[:-1], sizes[1:])):
-        scale = (last_scale if i == len(sizes) - 2 else 1.0) / jnp.sqrt(n_in)
-        layers.append({"w": scale * jax.random.normal(k, (n_in, n_out)), "b": jnp.zeros(n_out)})
+        scale = last_scale if i == len(sizes) - 2 else 1.0
+        if init == "lecun":
+            w = scale / jnp.sqrt(n_in) * jax.random.normal(k, (n_in, n_out))
+        else:
+            limit = math.sqrt(6.0 / (n_in + n_out))
+            w = scale * jax.random.uniform(k, (n_in, n_out), minval=-limit, maxval=limit)
+        layers.append({"w": w, "b": jnp.zeros(n_out)} if bias else {"w": w})
     return layers
 
 
+def _affine(x, layer: dict):
+    return x @ layer["w"] + layer["b"] if "b" in layer else x @ layer["w"]
+
+
 def apply_mlp(layers: list[dict], x, activation: str = "relu"):
-    """h_0 = x, h_{i+1} = act(h_i W_i + b_i) for hidden layers; the last layer is linear."""
+    """h_0 = x, h_{i+1} = act(h_i W_i + b_i) for hidden layers; the last layer is linear (a layer without
+    "b" has no bias)."""
     act = ACTIVATIONS[activation]
     for layer in layers[:-1]:
-        x = act(x @ layer["w"] + layer["b"])
-    return x @ layers[-1]["w"] + layers[-1]["b"]
+        x = act(_affine(x, layer))
+    return _affine(x, layers[-1])
 
 
 def check_activation(activation: str) -> None:

@@ -8,6 +8,15 @@ the paper's "two hidden layers of 40". alpha = eta = 0.001 (inner SGD, Adam on p
 code). Each outer iteration draws a fresh optimizee, takes ``iters_max`` full-batch inner steps on the
 100 points and updates phi after each (``update='step'``) or once through the chain (``'unroll'``).
 
+The authors' code (facebookresearch/LearningToLearn, ``ml3/sine_regression_task.py``) differs from our
+defaults: a 1 -> 100 -> 10 -> 1 optimizee, a 2 -> 50 -> 50 -> 1 meta-loss without biases, both
+Xavier-uniform, meta-test inputs from U[-5, 5], 500 outer iterations. That protocol is the key set
+
+    fastadapt ml3 sine epochs=50 hidden=100,10 model_weights=xavier loss_hidden=50,50 loss_weights=xavier \
+        loss_bias=false test_input_range=5
+
+(``PAPER_KEYS``). Ours keeps 40 x 40 networks with biases, LeCun-normal, and meta-test inputs in U[-2, 2].
+
 Evaluation (Algorithm 2): fresh optimizees trained for ``eval_steps`` full-batch SGD steps at alpha with
 the learned loss or with MSE, scored by the MSE on the task's points: on the meta-train task (one per
 evaluation seed) and on each of the ``test_tasks`` meta-test functions. Seeds (``seeds``) run side by
@@ -25,12 +34,12 @@ import numpy as np
 
 from fastadapt.losses.regression import mse
 from fastadapt.experiments.output import finish, markdown_table, prepare
-from fastadapt.validation import require_at_least, require_positive_rates
+from fastadapt.validation import require_at_least, require_choice, require_positive_rates
 from fastadapt.losses import make_loss
 from fastadapt.losses.regression import MLPLoss
 from fastadapt.meta.trainer import MetaTrainer, TrainerConfig
 from fastadapt.meta.evaluation import compare_curves, final_summary, meta_train_evaluations
-from fastadapt.models.mlp import apply_mlp, check_activation, init_mlp
+from fastadapt.models.mlp import INITS, apply_mlp, check_activation, init_mlp
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,6 +66,13 @@ class Config(TrainerConfig):
     hidden: tuple[int, ...] = (40, 40)  # hidden layer widths of the regression network
     activation: str = "relu"  # the regression network's activation
     loss_hidden: tuple[int, ...] = (40, 40)  # hidden layer widths of the meta-loss network
+    # the weights' initialisation of the regression network: lecun (LeCun-normal, ours) or xavier
+    # (Xavier-uniform, the authors' code); biases start at zero
+    model_weights: str = "lecun"
+    loss_weights: str = "lecun"  # the meta-loss network's: lecun (ours) or xavier (the authors' code)
+    loss_bias: bool = True  # the meta-loss network has biases (ours); the authors' has none (false)
+    # meta-test inputs drawn from [-test_input_range, test_input_range] (0: input_range; the authors' code: 5)
+    test_input_range: float = 0.0
 
     def __post_init__(self):
         object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
@@ -64,10 +80,18 @@ class Config(TrainerConfig):
         super().__post_init__()
         require_at_least(self, 1, "points", "test_tasks", "hidden", "loss_hidden")
         require_positive_rates(self, "input_range", "amplitude_min", "amplitude_max")
+        require_positive_rates(self, "test_input_range", allow_zero=True)
+        require_choice(self, "model_weights", INITS)
+        require_choice(self, "loss_weights", INITS)
         check_activation(self.activation)
         if self.amplitude_min > self.amplitude_max:
             raise ValueError(f"config field 'amplitude_min' ({self.amplitude_min}) must not exceed 'amplitude_max' "
                              f"({self.amplitude_max})")
+
+
+# the authors' protocol (module docstring), as key=value overrides
+PAPER_KEYS = ("epochs=50", "hidden=100,10", "model_weights=xavier", "loss_hidden=50,50", "loss_weights=xavier",
+              "loss_bias=false", "test_input_range=5")
 
 
 def quick(config: Config) -> Config:
@@ -80,9 +104,10 @@ class SineMLP:
 
     hidden: tuple[int, ...] = (40, 40)
     activation: str = "relu"
+    weights: str = "lecun"  # lecun or xavier (init_mlp)
 
     def init(self, key):
-        return init_mlp(key, (1, *self.hidden, 1))
+        return init_mlp(key, (1, *self.hidden, 1), init=self.weights)
 
     def apply(self, theta, x):
         return apply_mlp(theta, x, self.activation)
@@ -149,14 +174,16 @@ def sine_task(config: Config) -> SineTask:
     train_x = rng.uniform(-r, r, (n, 1))
     amplitude = rng.uniform(config.amplitude_min, config.amplitude_max, (config.test_tasks, 1, 1))
     phase = rng.uniform(-math.pi, math.pi, (config.test_tasks, 1, 1))
-    test_x = rng.uniform(-r, r, (config.test_tasks, n, 1))
+    test_r = config.test_input_range or r
+    test_x = rng.uniform(-test_r, test_r, (config.test_tasks, n, 1))
     as32 = lambda a: jnp.asarray(a, jnp.float32)
     return SineTask(as32(train_x), as32(np.sin(train_x - math.pi)), as32(test_x),
-                    as32(amplitude * np.sin(test_x - phase)), SineMLP(config.hidden, config.activation))
+                    as32(amplitude * np.sin(test_x - phase)), SineMLP(config.hidden, config.activation,
+                                                                      config.model_weights))
 
 
 def meta_loss(config: Config) -> MLPLoss:
-    return MLPLoss(1, config.loss_hidden)
+    return MLPLoss(1, config.loss_hidden, weights=config.loss_weights, bias=config.loss_bias)
 
 
 def run(config: Config, directory, progress: bool = True, log=print) -> dict:
