@@ -23,8 +23,11 @@ def test_online_lifting_table_has_every_cell(tmp_path):
     out = tmp_path / "run"
     args = ["lrmem", "id-online", "--quick", "--out", str(out), "--no-progress", "trials=1", "duration=0.6"]
     assert main(args) == 0
-    table = json.loads((out / "metrics.json").read_text())["table"]
-    assert len(table) == 3 * 2 * 2  # tasks x methods x reload
+    metrics = json.loads((out / "metrics.json").read_text())
+    table = metrics["table"]
+    assert len(table) == 3 * 3 * 2  # tasks x methods (GD, MetaGD, Adam) x reload
+    assert set(metrics["torque_ranges"]) == {"no object", "light", "heavy"}
+    assert "Adam reload" in (out / "report.md").read_text() and "torque range" in (out / "report.md").read_text()
     assert all(np.isfinite(v) for v in table.values())
     # no reload on the first task: both protocols are the same run
     assert table["0.001|no object|GD|noreload"] == table["0.001|no object|GD|reload"]

@@ -1,5 +1,6 @@
 """ML3's experiments on the one meta-trainer: the sine task's data and losses, and the command end to end."""
 
+import dataclasses
 import json
 import math
 
@@ -33,10 +34,12 @@ def test_sine_task_draws_the_papers_functions():
 
 
 def test_meta_loss_is_the_papers_network_and_mse_baseline_is_exact():
-    config = Config()
+    config = Config()  # the authors' protocol: a 2-50-50-1 meta-loss without biases
     loss = meta_loss(config)
     params = loss.init(jax.random.PRNGKey(0))
-    assert [layer["w"].shape for layer in params["net"]] == [(2, 40), (40, 40), (40, 1)]
+    assert [layer["w"].shape for layer in params["net"]] == [(2, 50), (50, 50), (50, 1)]
+    ours = meta_loss(Config(hidden=(40, 40), loss_hidden=(40, 40), loss_bias=True)).init(jax.random.PRNGKey(0))
+    assert [layer["w"].shape for layer in ours["net"]] == [(2, 40), (40, 40), (40, 1)] and "b" in ours["net"][0]
     task = sine_task(config)
     theta = task.start(jax.random.PRNGKey(1))
     pred, target, extra = task.loss_inputs(theta, (task.train_x, task.train_y))
@@ -72,14 +75,20 @@ def test_bad_ml3_input_is_refused(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_the_authors_sine_protocol_is_a_key_set():
+def test_the_authors_sine_protocol_is_the_default_and_ours_a_key_set():
     """facebookresearch/LearningToLearn's sine setting: 1-100-10-1 optimizee and 2-50-50-1 bias-free meta-loss,
-    both Xavier-uniform, meta-test inputs from U[-5, 5], 500 outer iterations."""
+    both Xavier-uniform, meta-test inputs from U[-5, 5], 500 outer iterations, the final loss kept."""
     from fastadapt.config import apply_overrides
-    from fastadapt.experiments.ml3 import sine
+    from fastadapt.experiments.ml3 import sine, transfer
 
     config = apply_overrides(sine.Config(), list(sine.PAPER_KEYS))
-    assert config.epochs * config.batches_per_epoch == 500 and config.iters_max == 1
+    assert config == sine.Config()
+    assert config.epochs * config.batches_per_epoch == 500 and config.iters_max == 1 and config.keep == "final"
+    ours = apply_overrides(sine.Config(), list(sine.OURS_KEYS))
+    assert ours == dataclasses.replace(sine.Config(), **sine.OURS)
+    assert (ours.hidden, ours.loss_bias, ours.epochs * ours.batches_per_epoch) == ((40, 40), True, 3000)
+    pinned = transfer.Config()  # the transfer experiment stays on ours, where it was measured
+    assert all(getattr(pinned, key) == value for key, value in sine.OURS.items())
     task, loss = sine.sine_task(config), sine.meta_loss(config)
     assert float(jnp.abs(task.test_x).max()) > 2.5 and float(jnp.abs(task.test_x).max()) <= 5.0
     assert float(jnp.abs(task.train_x).max()) <= 2.0
@@ -88,7 +97,7 @@ def test_the_authors_sine_protocol_is_a_key_set():
     assert float(jnp.abs(theta[0]["w"]).max()) <= (6 / 101) ** 0.5  # Xavier-uniform's bound
     phi = loss.init(jax.random.PRNGKey(0))
     assert [sorted(layer) for layer in phi["net"]] == [["w"], ["w"], ["w"]]
-    ours = sine.sine_task(sine.Config())
+    ours = sine.sine_task(ours)
     assert float(jnp.abs(ours.test_x).max()) <= 2.0  # ours: meta-test inputs in the meta-train range
     with pytest.raises(ValueError, match="config field 'loss_weights': unknown value 'he'"):
         sine.Config(loss_weights="he")

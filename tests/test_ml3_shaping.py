@@ -128,8 +128,12 @@ def test_physics_prior_shaping_term_is_the_scaled_inertia_error():
     g_shape = jax.grad(lambda t: shaped.inertia_error(t, batch))(theta)
     assert all(float(jnp.abs(leaf).max()) == 0 for leaf in jax.tree.leaves(g_shape["bias"]))
     assert any(float(jnp.abs(leaf).max()) > 0 for leaf in jax.tree.leaves(g_shape["inertia"]))
-    # beta and gamma are data: the shaped and the unshaped task share one compiled trainer
-    assert jax.tree.structure(shaped) == jax.tree.structure(plain)
+    # the paper's form: the shaping term alone, unscaled (M_theta - M)^2
+    paper = physics_prior.physics_prior_task(dataclasses.replace(config, shaped_beta=0.0, inertia_scaled=False), data, True)
+    raw = np.asarray(shaped.model.inertia(theta, batch["q"])) - np.asarray(batch["M"])
+    assert float(paper.task_loss(theta, batch)) == pytest.approx(np.mean(raw ** 2), rel=1e-5)
+    # beta, gamma and the inertia unit are data: every task loss shares one compiled trainer
+    assert jax.tree.structure(shaped) == jax.tree.structure(plain) == jax.tree.structure(paper)
     loss = physics_prior.meta_loss(config, 2)
     assert MetaTrainer(config, shaped, loss)._epoch is MetaTrainer(config, plain, loss)._epoch
 

@@ -117,3 +117,75 @@ def test_a_sweep_of_meta_alpha_adapts_online_at_each_value(tmp_path):
         point = out / "points" / sweeps.Point((("meta.alpha", value),), None).name
         practitioner = json.loads((point / "metrics.json").read_text())["online"]["pretrained"]
         assert f"pretrained + structured ({value})" in practitioner
+
+
+def _ramp(length: int, offset: float) -> Trajectory:
+    """One joint whose samples count up, so a batch's position in its trajectory can be read off its values."""
+    t = np.arange(length) * 0.01
+    q = (offset + np.arange(length, dtype=float))[:, None] / 100
+    return Trajectory(t=t, q=q, qd=-q, qdd=2 * q, tau=np.sin(q), dt=0.01)
+
+
+def test_the_fig5_streams_are_each_trajectory_in_consecutive_batches_cut_to_the_shortest():
+    from fastadapt.experiments.pipeline import trajectory_streams
+
+    dataset = Dataset((_ramp(23, 0.0), _ramp(31, 50.0)))
+    normalizer = Normalizer(np.zeros(3), np.ones(3), np.zeros(1), np.ones(1))
+    streams = trajectory_streams(dataset, normalizer, 5)
+    assert len(streams) == 2
+    for stream, start in zip(streams, (0.0, 50.0)):
+        assert stream.batches.x.shape == (4, 5, 3)  # 23 samples: 4 whole batches; the longer one cut to 4
+        q = (start + np.arange(20)) / 100
+        np.testing.assert_allclose(np.asarray(stream.batches.x)[:, :, 0].ravel(), q, rtol=1e-6)
+        np.testing.assert_allclose(np.asarray(stream.batches.y)[:, :, 0].ravel(), np.sin(q), rtol=1e-5)
+
+
+def test_the_fig5_stream_records_each_batchs_error_before_the_step_on_it():
+    """SGD on MSE from the same start, worked by hand with jax.grad: the score of batch k is the MSE of
+    the model after k steps (on batches 0..k-1), on batch k."""
+    import jax
+    import jax.numpy as jnp
+
+    from fastadapt.adapt.online import OnlineConfig, initial_models
+    from fastadapt.experiments.pipeline import sine_stream, trajectory_streams
+    from fastadapt.models.mlp import InverseDynamicsMLP
+
+    test = Dataset((_ramp(30, 0.0), _ramp(30, 40.0)))
+    train = Dataset((_ramp(30, 10.0), _ramp(30, 70.0)))
+    normalizer = Normalizer(np.zeros(3), np.ones(3), np.zeros(1), np.ones(1))
+    config = PipelineConfig(online=OnlineConfig(seeds=2, sgd_rates=(0.05,), sgd_grid=(0.05, 0.5), adam_grid=(0.01,)))
+    model = InverseDynamicsMLP(1, hidden=(4,))
+    starts = initial_models(model, 2, 0)
+    scores, summary = sine_stream(config, model, {}, train, test, normalizer, starts)
+    got = scores["mse, sgd 0.05"]
+    assert got.shape == (2, 2, 6)  # trajectories, seeds, batches
+    mse = lambda theta, x, y: jnp.mean((model.apply(theta, x) - y) ** 2)
+    for trajectory, stream in enumerate(trajectory_streams(test, normalizer, 5)):
+        theta = jax.tree_util.tree_map(lambda leaf: leaf[1], starts)  # seed 1
+        for k in range(6):
+            x, y = stream.batches.x[k], stream.batches.y[k]
+            np.testing.assert_allclose(got[trajectory, 1, k], mse(theta, x, y), rtol=1e-4)
+            theta = jax.tree_util.tree_map(lambda p, g: p - 0.05 * g, theta, jax.grad(mse)(theta, x, y))
+    assert summary["batches"] == 6 and summary["trajectories"] == 2
+    assert set(summary["rates"]) == {"sgd", "adam", "sgd, upper bound"}
+    fair = summary["methods"][f"mse, sgd tuned on meta-train ({summary['rates']['sgd']:g})"]
+    assert fair["vs_sgd_tuned_on_meta_train"] == pytest.approx(1.0)
+    assert any(name.endswith("upper bound)") for name in summary["methods"])
+
+
+def test_paper_applies_the_papers_key_set_before_the_overrides(tmp_path, capsys):
+    from fastadapt.cli import build_config, parse
+    from fastadapt.experiments import registry
+    from fastadapt.experiments.pipeline import PAPER_KEYS
+
+    experiment = registry.command(["run", "sim"])
+    args = parse(["run", "sim", "--paper", "meta.epochs=7"])
+    config = build_config(args, experiment.default_config(), experiment)
+    assert (config.meta.epochs, config.meta.batches_per_epoch, config.meta.seeds, config.meta.keep) == (7, 10, 5, "final")
+    assert "meta.epochs=300" in PAPER_KEYS
+    assert main(["run", "sim", "--paper", "--quick", "--out", str(tmp_path / "x")]) == 2
+    assert "--quick and --paper together" in capsys.readouterr().err
+    assert main(["ml3", "digits", "--paper", "--out", str(tmp_path / "y")]) == 2
+    err = capsys.readouterr().err
+    assert "`fastadapt ml3 digits` has no --paper key set" in err and "ml3 sine" in err
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()

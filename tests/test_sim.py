@@ -84,3 +84,22 @@ def test_payload_sine_motions_change_the_dynamics_mid_stream():
         assert miss(180) > 1.0 and miss(420) > 1.0
     with pytest.raises(ValueError, match="at least 1 payload change, got changes=0"):
         motions.payload_sine_dataset((0.05,), duration=1.0, changes=0)
+
+
+def test_the_lifting_tasks_hold_their_object_from_the_first_sample():
+    """Table I's task data: each task's object is held from t = 0 (the arm has settled under it before the
+    log starts), so A2's torque is flat over the first 100 ms and the tasks differ by the object's weight
+    throughout; without the settling the heavy log starts with the arm sagging (a torque step of several Nm)."""
+    from fastadapt.experiments.lrmem.common import REPORT_JOINT
+
+    held = motions.lifting_datasets(trials=1, duration=3.5, noise=False)
+    attached = motions.lifting_datasets(trials=1, duration=3.5, noise=False, payloads={"heavy": 1.5}, settle=0.0)
+    first = {task: ds[0].tau[:100, REPORT_JOINT] for task, ds in held.items()}
+    for task, torque in first.items():
+        assert held[task][0].payload == motions.LIFT_PAYLOADS[task]
+        assert np.ptp(torque) < 0.5, (task, np.ptp(torque))
+    # 1.5 kg at about 0.6 m from A2: some 9 Nm more holding torque, from the first sample on
+    shift = abs(first["heavy"][0] - first["no object"][0])
+    assert 5.0 < shift < 12.0
+    assert abs(first["light"][0] - first["no object"][0]) == pytest.approx(shift * 0.3 / 1.5, rel=0.2)
+    assert np.ptp(attached["heavy"][0].tau[:100, REPORT_JOINT]) > 5.0  # the old data: the sag inside the window

@@ -141,6 +141,8 @@ def test_sweep_refuses_what_it_cannot_do(tmp_path, capsys):
         (["sweep", "meta-train", "alpha=1,2"], "sweep runs experiments"),
         (["sweep", "bogus", "a=1,2"], "unknown experiment 'bogus'"),
         (["sweep", "id-batch", "steps=1,2"], "no default metric for `fastadapt lrmem id-batch`; pass --metric PATH"),
+        (["sweep", "sim", "--paper", "--quick", "--seeds", "2"], "--quick and --paper together"),
+        (["sweep", "ml3-digits", "--paper", "--seeds", "2"], "`fastadapt ml3 digits` has no --paper key set"),
     ]:
         assert main([*argv, "--out", str(tmp_path / "s")]) == 2
         assert message in capsys.readouterr().err
@@ -200,3 +202,18 @@ def test_a_killed_ray_sweep_leaves_no_ray_process_and_resumes(tmp_path):
     assert not left, f"still running after the kill: {left}"
     assert main([*ROSENBROCK, "--out", str(out), "--serial"]) == 0  # the lock died with the driver
     assert {p["status"] for p in json.loads((out / "summary.json").read_text())["points"].values()} <= {"done", "skipped"}
+
+
+@pytest.mark.slow
+def test_a_paper_sweep_runs_every_point_on_the_papers_keys(tmp_path):
+    """--paper reaches each point's command line: the point's config has the paper's keys, overrides on top."""
+    out = tmp_path / "sweep"
+    argv = ["sweep", "sine", "--paper", "--serial", "--seeds", "1", "--out", str(out), "--no-progress", "epochs=1",
+            "batches_per_epoch=2", "eval_every=1", "eval_steps=3", "test_tasks=2", "eval_seeds=2", "seeds=1"]
+    assert main(argv) == 0
+    (point,) = (out / "points").iterdir()
+    saved = json.loads((point / "config.json").read_text())
+    assert saved["command"] == "fastadapt ml3 sine"
+    config = saved["config"]
+    assert (config["keep"], config["hidden"], config["test_input_range"], config["epochs"]) == ("final", [100, 10], 5.0, 1)
+    assert json.loads((out / ".fastadapt-run.json").read_text())["identity"]["config"]["paper"] is True

@@ -1,14 +1,14 @@
 """The ``fastadapt`` command line.
 
-    fastadapt demo [--quick] [--out DIR] [key=value ...]     simulated end-to-end pipeline
-    fastadapt run sim|schunk|sim2real [--quick] [--out DIR] [key=value ...]
+    fastadapt demo [--quick|--paper] [--out DIR] [key=value ...]   simulated end-to-end pipeline
+    fastadapt run sim|schunk|sim2real [--quick|--paper] [--out DIR] [key=value ...]
     fastadapt data sine|pick-place OUT [--noise] [--force]  simulate and save (.npz or .csv)
     fastadapt data inspect PATH                              validate and summarise a data file
     fastadapt data convert IN OUT [--force]                  npz <-> csv
     fastadapt meta-train --train PATH --test PATH --out DIR [key=value ...]
     fastadapt adapt --loss LOSS.npz --stream PATH [--out DIR] [key=value ...]
     fastadapt lrmem rosenbrock|digits|id-batch|id-online [--quick] [--out DIR] [key=value ...]
-    fastadapt ml3 sine [--quick] [--out DIR] [key=value ...]
+    fastadapt ml3 sine [--quick|--paper] [--out DIR] [key=value ...]
     fastadapt rl mbrl-pointmass|mbrl-reacher|... [--quick] [--out DIR] [key=value ...]
     fastadapt sweep EXPERIMENT key=v1,v2 ... [--seeds N] [--address ADDR] [--workers N] [--out DIR]
     fastadapt data import BAG OUT.npz --topic /joint_states [--joints a,b] [--effort-topic T] [--rate HZ]
@@ -38,14 +38,18 @@ from fastadapt.rundir import RunDirectory, input_files, run_identity
 INTERRUPTED = 130  # the shell's status for a command stopped by Ctrl-C
 
 
-def build_config(args, default, quick=None):
-    """The command's config: ``default`` (made small by ``quick`` with --quick) or the saved config of
-    --config, then the key=value overrides on top."""
-    saved, use_quick = getattr(args, "config", None), getattr(args, "quick", False)
-    if saved and use_quick:
-        raise ConfigError("--quick and --config together: the saved config already sets every key "
-                          "(add key=value overrides to change some)")
-    return configured(default, args.overrides, saved or None, quick if use_quick else None)
+def build_config(args, default, experiment=None):
+    """The command's config: ``default`` (made small by the experiment's ``quick`` with --quick, or set to
+    the paper's protocol by its ``PAPER_KEYS`` with --paper) or the saved config of --config, then the
+    key=value overrides on top."""
+    quick = experiment.quick if experiment is not None and getattr(args, "quick", False) else None
+    paper = experiment.paper_keys() if experiment is not None and getattr(args, "paper", False) else None
+    return configured(default, args.overrides, getattr(args, "config", None) or None, quick, paper)
+
+
+def run_suffix(args) -> str:
+    """The default run directory's suffix: '-quick' with --quick, '-paper' with --paper."""
+    return "-quick" if args.quick else "-paper" if getattr(args, "paper", False) else ""
 
 
 def write_config(out: Path, words, config, inputs: dict) -> None:
@@ -60,13 +64,13 @@ def cmd_pipeline(args, data: str) -> int:
     from fastadapt.experiments.pipeline import run, with_loss_rates
 
     experiment = registry.command(["demo"] if args.command == "demo" else ["run", data])
-    config = build_config(args, experiment.default_config(), experiment.quick)
+    config = build_config(args, experiment.default_config(), experiment)
     if config.data != data:
         raise ConfigError(f"{args.config} is the config of a '{config.data}' run; re-run it with "
                           f"`fastadapt run {config.data} --config {args.config}`")
     limits = Limits.parse(getattr(args, "limit", None))
     inputs = input_files(schunk=schunk_path(config.schunk_path or None)) if data == "schunk" else {}
-    name = f"{'demo' if args.command == 'demo' else data}{'-quick' if args.quick else ''}"
+    name = f"{'demo' if args.command == 'demo' else data}{run_suffix(args)}"
     identity = run_identity(with_loss_rates(config), inputs)  # the rates the run uses, however they were given
     with RunDirectory(Path(args.out or Path("runs") / name), identity, args.force, args.argv) as out:
         write_config(out, experiment.words, config, inputs)
@@ -77,9 +81,9 @@ def cmd_pipeline(args, data: str) -> int:
 def cmd_experiment(args) -> int:
     """``fastadapt lrmem|ml3|rl NAME``: one registered experiment into its run directory."""
     experiment = registry.command([args.command, args.name])
-    config = build_config(args, experiment.default_config(), experiment.quick)
+    config = build_config(args, experiment.default_config(), experiment)
     inputs = input_files(**experiment.inputs(config))
-    name = f"{args.command}-{args.name}{'-quick' if args.quick else ''}"
+    name = f"{args.command}-{args.name}{run_suffix(args)}"
     identity = run_identity(config, inputs)
     with RunDirectory(Path(args.out or Path("runs") / name), identity, args.force, args.argv) as out:
         write_config(out, experiment.words, config, inputs)
@@ -178,7 +182,8 @@ def cmd_sweep(args) -> int:
     from fastadapt.sweep import SweepRequest, sweep
 
     request = SweepRequest(args.experiment, list(args.overrides), args.seeds, args.address, args.workers, args.serial,
-                           args.metric, bool(args.quick), args.config, args.out, args.force, args.no_progress, args.argv)
+                           args.metric, bool(args.quick), args.config, args.out, args.force, args.no_progress, args.argv,
+                           bool(args.paper))
     return sweep(request, run)
 
 
@@ -214,6 +219,9 @@ def cmd_keys(args) -> int:
             print(f"\n# {title}")
         default = row["default"] if len(row["default"]) <= dwidth else row["default"][:dwidth - 3] + "..."
         print(f"  {row['key']:<{width}}  {default:<{dwidth}}  {row['type']:<11}  {row['help']}".rstrip())
+    paper = getattr(registry.find(name).load(), "PAPER_KEYS", None) if name not in verbs else None
+    if paper:
+        print(f"\n# --paper: the paper's own protocol and budget\n  {' '.join(paper)}")
     return 0
 
 
@@ -254,6 +262,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     def pipeline_args(p):
         p.add_argument("--quick", action="store_true", help="a small configuration that runs in under a minute")
+        p.add_argument("--paper", action="store_true",
+                       help="the paper's own protocol and budget (the experiment's PAPER_KEYS, listed by "
+                            "`fastadapt keys`); key=value overrides apply on top")
         out_args(p, what="run directory (default runs/<name>)")
         p.add_argument("--no-progress", action="store_true")
         config_arg(p)
@@ -313,6 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--serial", action="store_true", help="run the points one after another in this process")
     sweep.add_argument("--metric", help="path into metrics.json ('/' between keys, '*' any key) to summarise")
     sweep.add_argument("--quick", action="store_true", help="every point with the experiment's --quick config")
+    sweep.add_argument("--paper", action="store_true", help="every point on the paper's protocol (--paper)")
     out_args(sweep, what="sweep directory (default runs/sweep-<name>); its points are in points/")
     sweep.add_argument("--no-progress", action="store_true")
     config_arg(sweep)

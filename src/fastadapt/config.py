@@ -201,14 +201,21 @@ def saved_config(config, command: str, inputs: dict) -> dict:
     return {"command": command, "config": config_dict(config), "inputs": inputs}
 
 
-def build_config(default, overrides: list[str], saved=None, quick=None):
+def build_config(default, overrides: list[str], saved=None, quick=None, paper=None):
     """A command's config: ``default`` made small by ``quick`` (if given), or the config saved in the
-    config.json ``saved``; then the key=value ``overrides`` on top, validated once."""
+    config.json ``saved``, or ``default`` with the experiment's ``paper`` key set (the paper's own
+    protocol, ``--paper``); then the key=value ``overrides`` on top, validated once. At most one of
+    the three starts may be given."""
+    given = [flag for flag, value in (("--quick", quick), ("--paper", paper), ("--config", saved)) if value is not None]
+    if len(given) > 1:
+        why = ("the saved config already sets every key (add key=value overrides to change some)" if "--config" in given
+               else "--paper is the paper's full budget and --quick a small one; give one")
+        raise ConfigError(f"{' and '.join(given)} together: {why}")
     if saved is not None:
         default = load_config(saved, default)
     elif quick is not None:
         default = quick(default)
-    return apply_overrides(default, overrides)
+    return apply_overrides(default, [*(paper or ()), *overrides])
 
 
 def load_config(path, default):

@@ -1,7 +1,8 @@
 """The paper's pipeline end to end, for simulated or real data.
 
     data -> meta-train each learned loss (Algorithm 1, Fig. 3 a/b) -> final learning curves (Fig. 3 c/d)
-         -> online adaptation on held-out streams vs baselines (Fig. 5/6, Table I)
+         -> online learning on the meta-test trajectories (Fig. 5)
+         -> online adaptation on held-out streams vs baselines (Fig. 6, Table I)
          -> the practitioner's protocol (pretrained model + online adaptation; the learned losses'
             rate for a warm start validated online on the meta-train data, never on the stream)
          -> analysis figures (Fig. 7, 8) -> metrics.json + report.md
@@ -33,7 +34,7 @@ from fastadapt.adapt.online import (
 )
 from fastadapt.optim.pretrain import pretrain
 from fastadapt.checkpoint import load_pytree, save_pytree, write_json
-from fastadapt.data.batches import normalised_samples, sequential_stream
+from fastadapt.data.batches import Samples, Stream, normalised_samples, sequential_stream
 from fastadapt.data.io import load, save
 from fastadapt.files import atomic_write_text, make_directory
 from fastadapt.data.schunk import load_schunk, split_halves
@@ -95,6 +96,13 @@ class PipelineConfig:
                 inert[key] = "it shapes the simulated data, which 'run schunk' does not use"
         return inert
 
+
+# The state-dependent paper's own protocol (Section IV-A.2, Fig. 3 and 4): Algorithm 1 with K=256,
+# alpha=0.001, SGD on phi at eta=0.01 and iters_max=10 (the defaults) for 300 epochs of 100 gradient steps
+# (10 batches of 10 inner steps each; "100 gradient steps per epoch", Fig. 4's caption), 5 seeds, and the
+# final loss of each seed kept (the papers report the loss at the end of meta-training). Evaluated every
+# 5 epochs (the paper: every epoch; 5x cheaper here, the same curve at a fifth of the points).
+PAPER_KEYS = ("meta.epochs=300", "meta.batches_per_epoch=10", "meta.seeds=5", "meta.keep=final", "meta.eval_every=5")
 
 QUICK = dict(
     trials=(0,), sine_duration=5.0, phase_duration=1.5,
@@ -292,6 +300,84 @@ def online_methods(config: PipelineConfig, model, results, streams, starts, pret
     return {"from scratch": scratch, "pretrained": practitioner}, grids, warm_rates
 
 
+def trajectory_streams(dataset, normalizer, batch_size: int) -> list:
+    """Each trajectory of ``dataset`` as its own stream of consecutive batches (one trial each, a fresh
+    model per trajectory), cut to the shortest trajectory's whole batches so the trials stack."""
+    streams = [sequential_stream(dataset.take([i]), normalizer, batch_size) for i in range(len(dataset))]
+    shortest = min(len(s.segment) for s in streams)
+    return [Stream(Samples(s.batches.x[:shortest], s.batches.y[:shortest]), s.segment[:shortest], s.segment_names)
+            for s in streams]
+
+
+SINE_STREAM_POINTS = 48  # points of each method's stored Fig. 5 curve (means over equal blocks of batches)
+
+
+def sine_stream(config: PipelineConfig, model, results: dict, train, test, normalizer, starts) -> tuple[dict, dict]:
+    """Fig. 5 of the state-dependent paper: fresh models learn online on the meta-test trajectories,
+    each played in order in batches of ``online.batch_size`` consecutive samples; at step k the MSE on
+    the next batch is recorded *before* one gradient step on it. Methods: each learned loss at its rate,
+    MSE with SGD at the paper's rates (``online.sgd_rates``), SGD and Adam on MSE with rates tuned on the
+    meta-train trajectories played the same way (the fair baselines), and SGD with the rate tuned on
+    these very meta-test streams (an upper bound, labelled as one). Returns (scores {method:
+    [trajectories, seeds, batches]}, summary for metrics.json)."""
+    oc, mse = config.online, make_loss("mse", model.num_joints)
+    streams = trajectory_streams(test, normalizer, oc.batch_size)
+    tuning = trajectory_streams(train, normalizer, oc.batch_size)
+
+    def sgd(rate):
+        return Method(f"mse sgd {rate:g}", mse, {}, "sgd", rate)
+
+    def adam(rate):
+        return Method(f"mse adam {rate:g}", mse, {}, "adam", rate)
+
+    scores, rates = {}, {}
+    for name, result in results.items():
+        loss = Method(name, trained_loss(result, model.num_joints), result.loss_params, "sgd", loss_rate(oc, result))
+        scores[f"{name} ({loss.rate:g})"] = online_scores(model, loss, starts, streams)
+    for rate in oc.sgd_rates:
+        scores[f"mse, sgd {rate:g}"] = online_scores(model, sgd(rate), starts, streams)
+    for kind, make, grid in (("sgd", sgd, oc.sgd_grid), ("adam", adam, oc.adam_grid)):
+        rates[kind], _, _ = best_rate(model, make, grid, starts, tuning)
+        scores[f"mse, {kind} tuned on meta-train ({rates[kind]:g})"] = online_scores(model, make(rates[kind]), starts, streams)
+    rates["sgd, upper bound"], best, _ = best_rate(model, sgd, oc.sgd_grid, starts, streams)
+    scores[f"mse, sgd tuned on this stream ({rates['sgd, upper bound']:g}, upper bound)"] = best
+    fair = scores[f"mse, sgd tuned on meta-train ({rates['sgd']:g})"]
+    blocks = min(SINE_STREAM_POINTS, fair.shape[-1])
+    summary = {
+        "trajectories": len(streams), "batches": int(fair.shape[-1]), "batch_size": oc.batch_size,
+        "dt": float(test[0].dt), "rates": rates,
+        "methods": {name: {"overall": overall(v), "per_seed": np.mean(v, axis=(0, 2)).tolist(),
+                           "vs_sgd_tuned_on_meta_train": overall(v) / overall(fair),
+                           "curve": [float(np.mean(part)) for part in np.array_split(v, blocks, axis=-1)]}
+                    for name, v in scores.items()},
+    }
+    return scores, summary
+
+
+def loss_weights(results: dict, normalizer, stream_sets, phase: str) -> dict:
+    """What Fig. 7 and 8 draw, as numbers: the structured loss's phi_j per joint, and per joint the
+    state-dependent loss's phi_j(q, qd) along the ``phase`` motion of every stream (mean, std, min, max
+    over its samples, and the correlation of phi_j with q_j)."""
+    joints = normalizer.num_joints
+    summary = {}
+    if "structured" in results and not results["structured"].config.learned_rate:
+        summary["structured"] = np.asarray(make_loss("structured", joints).weights(results["structured"].loss_params)).tolist()
+    if "state-dependent" in results and not results["state-dependent"].config.learned_rate:
+        loss, params = make_loss("state-dependent", joints), results["state-dependent"].loss_params
+        chosen = [traj for ds in stream_sets for traj in ds if traj.phase == phase] or [stream_sets[0][0]]
+        samples = normalised_samples(type(stream_sets[0])(tuple(chosen)), normalizer)
+        phi = np.asarray(loss.weights(params, samples.state))  # [N, J]
+        q = np.concatenate([traj.q for traj in chosen])
+        summary["state-dependent"] = {
+            "phase": phase, "samples": int(len(phi)),
+            "mean": phi.mean(0).tolist(), "std": phi.std(0).tolist(), "min": phi.min(0).tolist(),
+            "max": phi.max(0).tolist(),
+            "corr_with_q": [float(np.corrcoef(phi[:, j], q[:, j])[0, 1]) if phi[:, j].std() > 0 and q[:, j].std() > 0
+                            else 0.0 for j in range(joints)],
+        }
+    return summary
+
+
 def summarise(protocols: dict, stream) -> dict:
     """Per protocol and method: the overall mean online MSE, its mean per model seed (over trials and
     batches) and the Table I phase table."""
@@ -371,7 +457,7 @@ def run(config: PipelineConfig, directory, progress: bool = True, log=print, lim
     log("[3/5] learning curves with the final losses (Fig. 3 c, d)")
     curves = final_curves(reference, results)
 
-    log("[4/5] online adaptation and baselines")
+    log("[4/5] online adaptation and baselines (Table I)")
     streams = [sequential_stream(ds, normalizer, config.online.batch_size) for ds in stream_sets]
     starts = initial_models(model, config.online.seeds, config.online.seed)
     pretrained, pretrain_mse = _pretrained(config, model, normalised_samples(train, normalizer), directory)
@@ -379,11 +465,16 @@ def run(config: PipelineConfig, directory, progress: bool = True, log=print, lim
     protocols, grids, warm_rates = online_methods(config, model, {**results, **transferred}, streams, starts,
                                                   pretrained, validation)
     summary = summarise(protocols, streams[0])
+    sine_scores, sine_summary = {}, None
+    if config.data != "schunk":  # Fig. 5; on the Schunk logs the meta-test logs are the stream above
+        log("      and online on the meta-test trajectories (Fig. 5)")
+        sine_scores, sine_summary = sine_stream(config, model, results, train, test, normalizer, starts)
 
     log("[5/5] figures and report")
     relative = relative_to_baselines(summary, list({**results, **transferred}))
     figure_files = figures.pipeline_figures(
-        directory, config, results, curves, protocols, streams[0], normalizer, stream_sets, relative["best_learned"]
+        directory, config, results, curves, protocols, streams[0], normalizer, stream_sets, relative["best_learned"],
+        sine_scores, sine_summary,
     )
     metrics = {
         "config": config_dict(config),
@@ -393,6 +484,9 @@ def run(config: PipelineConfig, directory, progress: bool = True, log=print, lim
                          for split, c in curves.items()},
         "online": summary,
         "relative_to_baselines": relative,
+        **({"sine_stream": sine_summary} if sine_summary else {}),
+        "loss_weights": loss_weights(results, normalizer, stream_sets,
+                                     "reach" if config.data != "schunk" else stream_sets[0][0].phase),
         "rate_grids": {k: {f"{r:g}": v for r, v in g.items()} for k, g in grids.items()},
         "warm_start_rates": warm_rates,
         **({"simulated_reality_gap": dataclasses.asdict(gap_of(config))} if config.data == "sim2real" else {}),

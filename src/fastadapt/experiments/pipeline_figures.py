@@ -11,6 +11,7 @@ from fastadapt.losses import make_loss
 from fastadapt.report.plotting import plt, save_figure
 
 COLORS = {"mse": "tab:gray", "mlp": "tab:orange", "structured": "tab:green", "state-dependent": "tab:red"}
+BASELINE_COLORS = ["tab:gray", "tab:blue", "tab:purple", "tab:brown", "tab:pink", "black"]
 
 
 def _color(name: str, index: int):
@@ -21,14 +22,18 @@ def _color(name: str, index: int):
 
 
 def meta_training(directory: Path, results: dict) -> Path:
-    """Fig. 3 a/b: MSE that fresh models reach with the current loss, against meta-training epochs."""
+    """Fig. 3 a/b: MSE that fresh models reach with the current loss, against meta-training epochs. With
+    one meta-training seed: its mean +- std over the evaluation's fresh models; with several (the paper's
+    5): the mean over seeds of each seed's mean, +- its std over seeds."""
     fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), sharey=True)
     for ax, split in zip(axes, ("meta-train", "meta-test")):
         for i, (name, result) in enumerate(results.items()):
             h = result.history
-            best = h.get("best_seed", 0)
-            mean = np.array([e[split]["mean"][best] for e in h["eval"]])
-            std = np.array([e[split]["std"][best] for e in h["eval"]])
+            per_seed = np.array([e[split]["mean"] for e in h["eval"]])  # [evaluations, seeds]
+            if per_seed.shape[1] > 1:
+                mean, std = per_seed.mean(1), per_seed.std(1)
+            else:
+                mean, std = per_seed[:, 0], np.array([e[split]["std"][0] for e in h["eval"]])
             ax.plot(h["eval_epoch"], mean, color=_color(name, i), label=name, marker="o", ms=3)
             ax.fill_between(h["eval_epoch"], mean - std, mean + std, color=_color(name, i), alpha=0.2)
             base = h["baseline"][split]
@@ -36,7 +41,10 @@ def meta_training(directory: Path, results: dict) -> Path:
         ax.set_title(f"{split} data")
         ax.set_xlabel("meta-training epoch")
         ax.set_yscale("log")
+    seeds = len(next(iter(results.values())).history["eval"][0]["meta-train"]["mean"]) if results else 1
     axes[0].set_ylabel("MSE after training a fresh model")
+    if seeds > 1:
+        fig.suptitle(f"mean +- std over {seeds} meta-training seeds")
     axes[1].legend()
     return save_figure(fig, directory / "fig3ab_meta_training.png")
 
@@ -61,12 +69,33 @@ def learning_curves(directory: Path, curves: dict) -> Path:
 def _smooth(values: np.ndarray, width: int) -> np.ndarray:
     if width <= 1 or len(values) < width:
         return values
-    kernel = np.ones(width) / width
-    return np.convolve(values, kernel, mode="same")
+    kernel = np.ones(width)
+    return np.convolve(values, kernel, mode="same") / np.convolve(np.ones_like(values), kernel, mode="same")
+
+
+def sine_stream(directory: Path, scores: dict, dt: float, batch_size: int) -> Path:
+    """Fig. 5: online MSE (before each update) on the meta-test trajectories against time, mean over
+    trajectories x seeds (smoothed over 10 batches), the min..max over seeds of that mean shaded."""
+    fig, ax = plt.subplots(figsize=(10, 4))
+    baselines = iter(BASELINE_COLORS * 2)
+    for i, (name, values) in enumerate(scores.items()):
+        per_seed = values.mean(0)  # [seeds, batches]
+        seconds = np.arange(per_seed.shape[-1]) * batch_size * dt
+        style = ":" if "upper bound" in name else "--" if name.startswith("mse") else "-"
+        color = next(baselines) if name.startswith("mse") else _color(name.split(" (")[0], i)
+        ax.plot(seconds, _smooth(per_seed.mean(0), 10), style, color=color, label=name, lw=1.3)
+        ax.fill_between(seconds, _smooth(per_seed.min(0), 10), _smooth(per_seed.max(0), 10), color=color, alpha=0.12)
+    ax.set_yscale("log")
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("online MSE (before each step)")
+    ax.set_title("Fig. 5: online learning on the meta-test trajectories, one step per batch")
+    ax.legend(fontsize=7, ncol=2)
+    return save_figure(fig, directory / "fig5_online_sine.png")
 
 
 def online(directory: Path, protocols: dict, stream, dt: float, batch_size: int) -> Path:
-    """Fig. 5/6: online MSE (before each update) against time, mean over trials x seeds, per protocol."""
+    """Fig. 6 / Table I: online MSE (before each update) on the pick-and-place stream against time, mean
+    over trials x seeds, per protocol."""
     fig, axes = plt.subplots(len(protocols), 1, figsize=(12, 3.6 * len(protocols)), sharex=True)
     axes = np.atleast_1d(axes)
     seconds = np.arange(len(stream.segment)) * batch_size * dt
@@ -88,7 +117,7 @@ def online(directory: Path, protocols: dict, stream, dt: float, batch_size: int)
         ax.set_title(f"online adaptation, {protocol}")
         ax.legend(fontsize=7, ncol=2, loc="lower left")
     axes[-1].set_xlabel("time (s)")
-    return save_figure(fig, directory / "fig5_online_adaptation.png")
+    return save_figure(fig, directory / "fig6_online_pick_place.png")
 
 
 def payload_change_points(stream, stream_set) -> list[tuple[int, str]]:
@@ -185,14 +214,13 @@ def state_dependent_weights(directory: Path, loss_params, normalizer, stream_set
 
 
 def pipeline_figures(directory, config, results, curves, protocols, stream, normalizer, stream_sets,
-                     best_learned=None) -> list[Path]:
+                     best_learned=None, sine_scores=None, sine_summary=None) -> list[Path]:
     directory = Path(directory)
     dt = stream_sets[0][0].dt
-    files = [
-        meta_training(directory, results),
-        learning_curves(directory, curves),
-        online(directory, protocols, stream, dt, config.online.batch_size),
-    ]
+    files = [meta_training(directory, results), learning_curves(directory, curves)]
+    if sine_scores:
+        files.append(sine_stream(directory, sine_scores, sine_summary["dt"], config.online.batch_size))
+    files.append(online(directory, protocols, stream, dt, config.online.batch_size))
     around_changes = payload_changes(directory, protocols, best_learned or {}, stream, stream_sets[0], dt,
                                      config.online.batch_size)
     if around_changes is not None:

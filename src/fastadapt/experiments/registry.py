@@ -8,6 +8,8 @@ experiment is one row here plus its module, which defines
     quick(config) -> config                 a small version, for tests and a first look
     run(config, directory, progress, log)   figures, metrics.json and report.md into directory
 
+and, where our defaults differ from the paper's protocol, ``PAPER_KEYS``: the key=value set of the
+paper's own protocol and budget (``--paper`` applies it before the user's overrides);
 and, where the experiment reads files the user names in its config, ``inputs(config) -> {name: path}``
 (recorded in the run directory's identity, so a changed input is never resumed over).
 
@@ -55,6 +57,16 @@ class Experiment:
 
     def quick(self, config):
         return self.load().quick(config)
+
+    def paper_keys(self) -> tuple[str, ...]:
+        """The key=value set that runs the paper's own protocol and budget (``--paper``): the module's
+        ``PAPER_KEYS``; a ConfigError naming the experiments that have one if this one has none."""
+        keys = getattr(self.load(), "PAPER_KEYS", None)
+        if keys is None:
+            having = [" ".join(e.words) for e in EXPERIMENTS if hasattr(e.load(), "PAPER_KEYS")]
+            raise ConfigError(f"`fastadapt {' '.join(self.words)}` has no --paper key set (its defaults are the "
+                              f"paper's, or RESULTS says where they differ); --paper is known to: {', '.join(having)}")
+        return tuple(keys)
 
     def inputs(self, config) -> dict:
         """The files the config names (``{name: path}``), each checked to exist; {} for most."""

@@ -41,6 +41,7 @@ class SweepRequest:
     force: bool = False
     no_progress: bool = False
     argv: str = ""  # the command as typed (recorded in the run directory)
+    paper: bool = False  # every point on the paper's protocol (the experiment's PAPER_KEYS)
 
 
 def sweep(request: SweepRequest, entry: Callable[[list[str]], int]) -> int:
@@ -50,11 +51,8 @@ def sweep(request: SweepRequest, entry: Callable[[list[str]], int]) -> int:
                           f"'{request.experiment}', which reads data files given by the user")
     experiment = registry.find(request.experiment)
     words = list(experiment.words)
-    if request.quick and request.config:
-        raise ConfigError("--quick and --config together: the saved config already sets every key "
-                          "(add key=value overrides to change some)")
     base = build_config(experiment.default_config(), [], request.config,
-                        experiment.quick if request.quick else None)
+                        experiment.quick if request.quick else None, experiment.paper_keys() if request.paper else None)
     grid, fixed = parse_grid(request.overrides, base)
     if request.seeds is not None and request.seeds < 1:
         raise ConfigError(f"--seeds must be at least 1, got {request.seeds}")
@@ -76,12 +74,13 @@ def sweep(request: SweepRequest, entry: Callable[[list[str]], int]) -> int:
     use_ray = ray_available() and not request.serial
     if request.address and use_ray:
         check_address(request.address)
-    extra = (["--quick"] if request.quick else []) + (["--config", str(Path(request.config).resolve())]
-                                                      if request.config else [])
+    extra = ((["--quick"] if request.quick else []) + (["--paper"] if request.paper else [])
+             + (["--config", str(Path(request.config).resolve())] if request.config else []))
     identity = {"config": {"experiment": words, "grid": grid, "fixed": fixed, "seeds": request.seeds or 0,
-                           "quick": bool(request.quick)},
+                           "quick": bool(request.quick), **({"paper": True} if request.paper else {})},
                 "inputs": input_files(config=request.config) if request.config else {}}
-    name = f"sweep-{'-'.join(words[1:] or words)}{'-quick' if request.quick else ''}"
+    suffix = "-quick" if request.quick else "-paper" if request.paper else ""
+    name = f"sweep-{'-'.join(words[1:] or words)}{suffix}"
     with RunDirectory(Path(request.out or Path("runs") / name), identity, request.force, request.argv) as out:
         run = Sweep(entry, words, base, grid, fixed, points, out, metric, extra)
         run.write_index()

@@ -61,7 +61,7 @@ def rosenbrock_figure(path: Path, runs: dict, rates2, path1, memories1, snapshot
 
 
 def online_figure(path: Path, curves: dict, tasks: list[str], config) -> Path:
-    """Fig. 5: online MSE of the reported joint along each task, GD and MetaGD, reload or not."""
+    """Fig. 5: online MSE of the reported joint along each task, per method (GD, MetaGD, Adam), reload or not."""
     fig, axes = plt.subplots(1, len(tasks), figsize=(5 * len(tasks), 3.8), sharey=True)
     styles = {"noreload": "--", "reload": "-"}
     for ax, task in zip(np.atleast_1d(axes), tasks):
@@ -69,7 +69,7 @@ def online_figure(path: Path, curves: dict, tasks: list[str], config) -> Path:
             if t != task or (task == tasks[0] and reload == "reload"):
                 continue
             time_ms = np.arange(len(curve)) * config.batch_size * config.dt * 1000
-            color = "tab:green" if method == "GD" else "tab:blue"
+            color = {"GD": "tab:green", "MetaGD": "tab:blue", "Adam": "tab:orange"}.get(method, "tab:gray")
             ax.semilogy(time_ms, curve, styles[reload], color=color, label=f"{method} {reload}")
         ax.set(title=f"lifting: {task}", xlabel="time (ms)")
         ax.axvline(config.window_ms, color="k", lw=0.5, ls=":")

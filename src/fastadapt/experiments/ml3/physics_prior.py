@@ -15,8 +15,10 @@ meta-train trajectories, phi updated after each): the meta-loss M_phi(u_theta / 
 (ML3's network on predicted and measured torques) is trained with one of two task losses:
 
 * **shaped** (eq. 9): L_T = beta MSE(u_theta, u) + gamma mean_ij ((M_theta(q) - M(q))_ij / sqrt(D_i D_j))^2,
-  D_j the mean of M_jj (``shaped_beta`` = 1, ``shaped_gamma`` = 1; the paper's shaping term alone is
-  beta = 0);
+  D_j the mean of M_jj (``shaped_beta`` = 1, ``shaped_gamma`` = 1). The paper's task loss (section 4.2.2)
+  is the shaping term alone and unscaled, L_T = (M_theta(q) - M(q))^2: ``shaped_beta=0
+  inertia_scaled=false`` (``PAPER_KEYS``; the paper states no budget, and the authors' code has no
+  physics-prior experiment, so the rest stays ours);
 * **unshaped**: L_T = MSE(u_theta, u).
 
 At meta-test time the losses see only torques: fresh models are trained with each loss, and with MSE, for
@@ -70,6 +72,8 @@ class Config(TrainerConfig):
     batch_size: int = 32  # samples per inner step
     shaped_beta: float = 1.0  # weight of the plain torque error in the shaped task loss (beta, eq 9)
     shaped_gamma: float = 1.0  # weight of the shaping term (the inertia-matrix error) in the shaped task loss (gamma, eq 9)
+    # the inertia error in units of sqrt(D_i D_j) (ours); false: the paper's plain (M_theta - M)^2 in kg m^2
+    inertia_scaled: bool = True
     hidden: tuple[int, ...] = (64, 64)  # hidden layer widths of the Lagrangian model
     activation: str = "tanh"  # the model's activation
     loss_hidden: tuple[int, ...] = (40, 40)  # hidden layer widths of the meta-loss network
@@ -89,6 +93,10 @@ class Config(TrainerConfig):
         check_activation(self.activation)
         if self.shaped_beta == 0 and self.shaped_gamma == 0:
             raise ValueError("config fields 'shaped_beta' and 'shaped_gamma' are both 0: the shaped task loss would be 0")
+
+
+# the paper's shaped task loss (module docstring), as key=value overrides (--paper)
+PAPER_KEYS = ("shaped_beta=0", "inertia_scaled=false")
 
 
 def quick(config: Config) -> Config:
@@ -114,6 +122,7 @@ class PhysicsPriorTask:
     beta: float
     gamma: float
     torque_unit: float  # sigma, the root mean square torque over all joints and samples
+    inertia_root: jnp.ndarray  # [J] the inertia error's unit per joint: sqrt(D_j), or ones (the paper's plain error)
 
     eval_splits = ("meta-train", "meta-test")
     default_batches = 10
@@ -141,8 +150,9 @@ class PhysicsPriorTask:
         return (*self._normalized(theta, batch), None)
 
     def inertia_error(self, theta, batch):
-        """mean_ij ((M_theta(q) - M(q))_ij / sqrt(D_i D_j))^2 over the batch."""
-        root = jnp.sqrt(jnp.asarray(self.model.inertia_scale))
+        """mean_ij ((M_theta(q) - M(q))_ij / (r_i r_j))^2 over the batch, r = sqrt(D) (``inertia_scaled``)
+        or ones (the paper's (M_theta(q) - M(q))^2)."""
+        root = self.inertia_root
         error = (self.model.inertia(theta, batch["q"]) - batch["M"]) / (root[:, None] * root[None, :])
         return jnp.mean(jnp.square(error))
 
@@ -168,7 +178,7 @@ class PhysicsPriorTask:
 
 # beta, gamma and sigma are data, not static: the shaped and the unshaped task share one compiled trainer
 jax.tree_util.register_dataclass(PhysicsPriorTask, data_fields=["train", "train_eval", "test_fit", "test_eval", "beta",
-                                                                "gamma", "torque_unit"],
+                                                                "gamma", "torque_unit", "inertia_root"],
                                  meta_fields=["model", "batch_size"])
 
 
@@ -219,7 +229,8 @@ def physics_prior_task(config: Config, data: dict, shaped: bool) -> PhysicsPrior
     beta, gamma = (config.shaped_beta, config.shaped_gamma) if shaped else (1.0, 0.0)
     return PhysicsPriorTask(train_samples, {k: v[::every] for k, v in train_samples.items()},
                             flat(test, slice(0, half)), flat(test, slice(half, None)), model, config.batch_size,
-                            beta, gamma, float(np.sqrt(np.mean(np.square(train["u"])))))
+                            beta, gamma, float(np.sqrt(np.mean(np.square(train["u"])))),
+                            jnp.sqrt(jnp.asarray(model.inertia_scale)) if config.inertia_scaled else jnp.ones(num_joints))
 
 
 def meta_loss(config: Config, num_joints: int) -> MLPLoss:

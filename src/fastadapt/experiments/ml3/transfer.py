@@ -1,8 +1,8 @@
 """ML3's generality claim (section 4.1, Fig. 4 c, d for RL) on sine regression: a meta-loss meta-trained
 with one optimizee architecture trains others it has never seen.
 
-The loss is meta-trained exactly as in :mod:`fastadapt.experiments.ml3.sine` (the 1 -> 40 -> 40 -> 1 ReLU MLP, on
-sin(x - pi)); then fresh optimizees of each architecture in ``architectures`` are trained with it and
+The loss is meta-trained as in :mod:`fastadapt.experiments.ml3.sine` on our protocol (``sine.OURS``: the
+1 -> 40 -> 40 -> 1 ReLU MLP, on sin(x - pi)); then fresh optimizees of each architecture in ``architectures`` are trained with it and
 with MSE on the ten meta-test functions A sin(x - w) (Algorithm 2, ``eval_steps`` SGD steps at alpha).
 An architecture is written ``40x40-relu``: hidden widths joined by ``x``, then the activation. The
 defaults are the meta-train one, a deeper, a wider and a tanh network.
@@ -37,6 +37,19 @@ def parse_architecture(text: str) -> tuple[tuple[int, ...], str]:
 
 @dataclasses.dataclass(frozen=True)
 class Config(sine.Config):
+    """The sine experiment's keys on *our* protocol (``sine.OURS``: 40 x 40 networks with biases,
+    LeCun-normal, meta-test inputs in [-2, 2], 3,000 outer iterations, the best loss kept), which this
+    experiment was measured on, and the architectures the loss then trains."""
+
+    epochs: int = sine.OURS["epochs"]
+    eval_every: int = sine.OURS["eval_every"]
+    keep: str = sine.OURS["keep"]
+    hidden: tuple[int, ...] = sine.OURS["hidden"]
+    loss_hidden: tuple[int, ...] = sine.OURS["loss_hidden"]
+    model_weights: str = sine.OURS["model_weights"]
+    loss_weights: str = sine.OURS["loss_weights"]
+    loss_bias: bool = sine.OURS["loss_bias"]
+    test_input_range: float = sine.OURS["test_input_range"]
     # networks the sine-trained loss trains, as WIDTHxWIDTH-ACTIVATION (40x40-relu)
     architectures: tuple[str, ...] = ("40x40-relu", "40x40x40-relu", "100x100-relu", "40x40-tanh")
 
