@@ -156,13 +156,14 @@ def run(config: Config, directory, progress: bool = True, log=print) -> dict:
         streams[task] = jax.tree.map(lambda *a: np.stack(a), *per_trial)
     keys = jax.random.split(jax.random.PRNGKey(config.seed), config.trials)
     window = int(round(config.window_ms / 1000 / config.dt / config.batch_size))
-    table, curves = {}, {}
+    table, spread, curves = {}, {}, {}  # spread: the std over trials of each trial's window mean
     runs = [(eta, method) for eta in config.etas for method in config.methods]
     for eta, method in tqdm(runs, desc="online runs", disable=not progress, leave=False):
         results = run_protocol(config, model, loss, loss_params, streams, method, eta, keys)
         for (task, reload), scores in results.items():
             joint = scores[..., REPORT_JOINT]
             table[f"{eta:g}|{task}|{method}|{reload}"] = first_window_mean(joint, window)
+            spread[f"{eta:g}|{task}|{method}|{reload}"] = float(np.std(np.mean(joint[:, :window], axis=-1)))
             if eta == config.figure_eta:
                 curves[(task, method, reload)] = joint.mean(0)
     from fastadapt.experiments.lrmem.figures import online_figure
@@ -174,18 +175,19 @@ def run(config: Config, directory, progress: bool = True, log=print) -> dict:
     rows = []
     for eta in config.etas:
         for task in tasks:
-            values = [table.get(f"{eta:g}|{task}|{m}|{r}", float("nan")) for r in ("noreload", "reload") for m in methods]
+            keys = [f"{eta:g}|{task}|{m}|{r}" for r in ("noreload", "reload") for m in methods]
+            values = [f"{table[k]:.4g} +- {spread[k]:.2g}" if k in table else "nan" for k in keys]
             paper = PAPER_TABLE_I.get(eta, {}).get(task)
             rows.append([f"{eta:g}", task, *values, " / ".join(f"{v:g}" for v in paper) if paper else "-"])
     ranges = torque_ranges(tasks, window, config.batch_size)
     range_rows = [[task, f"{r['min']:.2f} .. {r['max']:.2f}", f"{r['max'] - r['min']:.2f}",
                    f"{r['window_min']:.2f} .. {r['window_max']:.2f}", f"{r['payload']:g}"] for task, r in ranges.items()]
-    body = [f"MSE (Nm^2) of joint A{REPORT_JOINT + 1} over the first {config.window_ms:g} ms of each task, mean over "
+    body = [f"MSE (Nm^2) of joint A{REPORT_JOINT + 1} over the first {config.window_ms:g} ms of each task, mean +- std over "
             f"{config.trials} trials; the paper's numbers (real KUKA LWR, its joint 1) beside ours.", "",
             markdown_table(header, rows), "",
             f"Joint A{REPORT_JOINT + 1}'s torque per task (Nm, over all trials; the paper's joint 1: 30 to 35 Nm). "
             f"The object is held from the first sample (settled for {config.settle:g} s before the log starts).", "",
             markdown_table(["lift", "torque range", "band", f"first {config.window_ms:g} ms", "payload (kg)"], range_rows)]
-    metrics = {"config": dataclasses.asdict(config), "report_joint": REPORT_JOINT, "table": table,
+    metrics = {"config": dataclasses.asdict(config), "report_joint": REPORT_JOINT, "table": table, "table_std": spread,
                "torque_ranges": ranges, "curves": {"|".join(k): v.tolist() for k, v in curves.items()}}
     return finish(directory, "Sequential online inverse dynamics (Table I, Fig. 5)", metrics, body, [figure], log)
