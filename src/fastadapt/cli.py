@@ -219,7 +219,7 @@ def cmd_keys(args) -> int:
             print(f"\n# {title}")
         default = row["default"] if len(row["default"]) <= dwidth else row["default"][:dwidth - 3] + "..."
         print(f"  {row['key']:<{width}}  {default:<{dwidth}}  {row['type']:<11}  {row['help']}".rstrip())
-    paper = getattr(registry.find(name).load(), "PAPER_KEYS", None) if name not in verbs else None
+    paper = registry.find(name).paper_keys(required=False) if name not in verbs else ()
     if paper:
         print(f"\n# --paper: the paper's own protocol and budget\n  {' '.join(paper)}")
     return 0

@@ -58,15 +58,16 @@ class Experiment:
     def quick(self, config):
         return self.load().quick(config)
 
-    def paper_keys(self) -> tuple[str, ...]:
+    def paper_keys(self, required: bool = True) -> tuple[str, ...]:
         """The key=value set that runs the paper's own protocol and budget (``--paper``): the module's
-        ``PAPER_KEYS``; a ConfigError naming the experiments that have one if this one has none."""
-        keys = getattr(self.load(), "PAPER_KEYS", None)
-        if keys is None:
-            having = [" ".join(e.words) for e in EXPERIMENTS if hasattr(e.load(), "PAPER_KEYS")]
-            raise ConfigError(f"`fastadapt {' '.join(self.words)}` has no --paper key set (its defaults are the "
-                              f"paper's, or RESULTS says where they differ); --paper is known to: {', '.join(having)}")
-        return tuple(keys)
+        ``PAPER_KEYS``. If it has none: () when not ``required``, else a ConfigError naming the
+        experiments that have one."""
+        keys = tuple(getattr(self.load(), "PAPER_KEYS", ()))
+        if keys or not required:
+            return keys
+        having = [" ".join(e.words) for e in EXPERIMENTS if e.paper_keys(required=False)]
+        raise ConfigError(f"`fastadapt {' '.join(self.words)}` has no --paper key set (its defaults are the "
+                          f"paper's, or RESULTS says where they differ); --paper is known to: {', '.join(having)}")
 
     def inputs(self, config) -> dict:
         """The files the config names (``{name: path}``), each checked to exist; {} for most."""
