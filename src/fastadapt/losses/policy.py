@@ -8,7 +8,10 @@ and whatever a fixed task loss needs (:class:`ModelTaskLoss`).
 * :class:`PolicyMetaLoss`, M_phi: the mean over the trajectory of g_phi([s_t, a_t, g]), g an MLP (ELU
   hidden layers, 400 x 400 as in the authors' code) with a softplus output (so L >= 0). Wrapped in
   :class:`~fastadapt.losses.regression.LearnedRateLoss` it also outputs the learning rate, as the paper's
-  meta-network does.
+  meta-network does. Two switches give the authors' MountainCar loss: ``detach_states=False`` lets the
+  inner gradient run through the visited states, grad_theta M_phi = sum_t (dM/ds_t ds_t/dtheta + dM/da_t
+  da_t/dtheta), i.e. through the differentiable system (the task then passes the rollout's own states
+  and actions), and ``positive=False`` leaves g's output linear (L may be negative).
 * :class:`ModelTaskLoss`: the task loss through the learned dynamics model P, the baseline of Fig. 3 b, c
   (``extra["model_task_loss"]``, computed by the task and differentiable in theta through P).
 
@@ -41,11 +44,16 @@ class _SampleMeanLoss:
     def num_joints(self) -> int:
         return self.action_dim
 
+    init_weights = "lecun"  # init_mlp's initialisation of g
+
     def init(self, key):
-        return {"net": init_mlp(key, (self.input_dim, *self.hidden, 1))}
+        return {"net": init_mlp(key, (self.input_dim, *self.hidden, 1), init=self.init_weights)}
+
+    positive = True  # softplus on the output (L >= 0); False: linear
 
     def apply(self, params, pred, target, extra):
-        return jnp.mean(jax.nn.softplus(apply_mlp(params["net"], self.features(pred, target, extra), self.activation)))
+        out = apply_mlp(params["net"], self.features(pred, target, extra), self.activation)
+        return jnp.mean(jax.nn.softplus(out) if self.positive else out)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,13 +65,16 @@ class PolicyMetaLoss(_SampleMeanLoss):
     activation: str = "elu"
     name: str = "ML3"
     learned: bool = True
+    detach_states: bool = True  # the states are constants to M_phi (False: its gradient runs through them)
+    positive: bool = True  # a softplus output (False: linear, as the authors' MountainCar loss)
+    init_weights: str = "lecun"  # g's initialisation (init_mlp's: lecun, xavier, torch)
 
     @property
     def input_dim(self) -> int:
         return self.state_dim + self.action_dim + self.goal_dim
 
     def features(self, actions, goal, extra):
-        states = jax.lax.stop_gradient(extra["states"])
+        states = jax.lax.stop_gradient(extra["states"]) if self.detach_states else extra["states"]
         goal = jnp.broadcast_to(goal, actions.shape[:-1] + goal.shape[-1:])
         return jnp.concatenate([states, actions, goal], -1)
 

@@ -17,29 +17,37 @@ from typing import Sequence
 import jax
 import jax.numpy as jnp
 
-ACTIVATIONS = {"tanh": jnp.tanh, "relu": jax.nn.relu, "softplus": jax.nn.softplus, "elu": jax.nn.elu}
+ACTIVATIONS = {"tanh": jnp.tanh, "relu": jax.nn.relu, "softplus": jax.nn.softplus, "elu": jax.nn.elu,
+               "linear": lambda x: x}
 
 
-INITS = ("lecun", "xavier")  # weight initialisations of init_mlp
+INITS = ("lecun", "xavier", "torch")  # weight initialisations of init_mlp
 
 
 def init_mlp(key, sizes: Sequence[int], last_scale: float = 1.0, init: str = "lecun", bias: bool = True) -> list[dict]:
     """Layers {"w" [n_in, n_out], "b" [n_out]}: weights LeCun-normal (std 1/sqrt(n_in)) or, with
     ``init='xavier'``, Xavier-uniform (U[-a, a], a = sqrt(6 / (n_in + n_out)), PyTorch's
-    ``xavier_uniform_`` with gain 1); zero biases, or none with ``bias=False`` (then no "b" entry). The
-    last layer's weights are multiplied by ``last_scale``."""
+    ``xavier_uniform_`` with gain 1); zero biases, or none with ``bias=False`` (then no "b" entry). With
+    ``init='torch'``, PyTorch's ``nn.Linear`` default: weights and biases U[-1/sqrt(n_in), 1/sqrt(n_in)].
+    The last layer's weights are multiplied by ``last_scale``."""
     if init not in INITS:
         raise ValueError(f"unknown initialisation '{init}', expected one of {', '.join(INITS)}")
     keys = jax.random.split(key, len(sizes) - 1)
     layers = []
     for i, (k, n_in, n_out) in enumerate(zip(keys, sizes[:-1], sizes[1:])):
         scale = last_scale if i == len(sizes) - 2 else 1.0
+        b = jnp.zeros(n_out)
         if init == "lecun":
             w = scale / jnp.sqrt(n_in) * jax.random.normal(k, (n_in, n_out))
-        else:
+        elif init == "xavier":
             limit = math.sqrt(6.0 / (n_in + n_out))
             w = scale * jax.random.uniform(k, (n_in, n_out), minval=-limit, maxval=limit)
-        layers.append({"w": w, "b": jnp.zeros(n_out)} if bias else {"w": w})
+        else:
+            w_key, b_key = jax.random.split(k)
+            limit = 1.0 / math.sqrt(n_in)
+            w = scale * jax.random.uniform(w_key, (n_in, n_out), minval=-limit, maxval=limit)
+            b = jax.random.uniform(b_key, (n_out,), minval=-limit, maxval=limit)
+        layers.append({"w": w, "b": b} if bias else {"w": w})
     return layers
 
 

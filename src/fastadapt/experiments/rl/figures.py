@@ -51,27 +51,34 @@ def mbrl_figures(directory: Path, config, curves: dict, paths: dict) -> list[Pat
 MOUNTAIN_CAR_COLORS = {"shaped ML3": "tab:green", "unshaped ML3": ML3_COLOR, "task loss": TASK_LOSS_COLOR, "iLQR": "tab:red"}
 
 
-def mountain_car_figures(directory: Path, config, curves: dict, ilqr_finals: list, positions: dict) -> list[Path]:
-    """Fig. 6 a: the car's position along the rollout of a policy trained with each loss and of iLQR's
-    solution; b: the final distance to the goal along policy updates (ML3: mean over runs, range over
-    seeds; the task loss: mean over runs) and along iLQR iterations."""
+def mountain_car_figures(directory: Path, config, curves: dict, ilqr_finals: list, positions: dict,
+                         shown: int) -> list[Path]:
+    """Fig. 6 a: the car's position along the rollout of policies trained with each loss (``shown``
+    updates; ``positions``: name -> one path per seed, or one) and of iLQR's solution; b: the final
+    distance to the goal along policy updates (ML3: mean over runs, range over seeds; the task loss at
+    alpha and at its best rate: mean over runs) and along iLQR iterations."""
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
-    for name, path in positions.items():
-        left.plot(np.arange(len(path)) * config.action_repeat, path, color=MOUNTAIN_CAR_COLORS[name], label=name)
+    for name, paths in positions.items():
+        for i, path in enumerate(paths):
+            left.plot(np.arange(len(path)) * config.action_repeat, path, color=MOUNTAIN_CAR_COLORS[name],
+                      label=f"{name}{' (one line per seed)' if len(paths) > 1 else ''}" if i == 0 else None,
+                      lw=1.5 if len(paths) == 1 else 1.0, alpha=1.0 if len(paths) == 1 else 0.7)
     left.axhline(config.goal_position, color="k", ls="--", lw=1, label="goal")
     left.axhline(config.intermediate_position, color="tab:green", ls=":", lw=1, label="intermediate goal (meta-train)")
     left.set_xlabel("car step")
     left.set_ylabel("position")
-    left.set_title(f"trajectories after {config.eval_steps} updates / {config.ilqr_iterations} iLQR iterations")
+    left.set_title(f"trajectories after {shown} updates / {config.ilqr_iterations} iLQR iterations")
     left.legend(fontsize=8)
     for name in ("shaped ML3", "unshaped ML3"):
         band(right, np.arange(curves[name].shape[-1]), curves[name].mean(1), MOUNTAIN_CAR_COLORS[name], name)
-    task = curves["task loss"]
-    right.plot(np.arange(task.shape[-1]), task.mean(0), color=MOUNTAIN_CAR_COLORS["task loss"], label="task loss")
+    for name, task in curves.items():
+        if name.startswith("task loss"):
+            right.plot(np.arange(task.shape[-1]), task.mean(0), color=MOUNTAIN_CAR_COLORS["task loss"], label=name,
+                       ls="-" if name == "task loss" else ":")
     right.plot(np.arange(len(ilqr_finals)), ilqr_finals, color=MOUNTAIN_CAR_COLORS["iLQR"], label="iLQR (per iteration)")
     right.set_xlabel("policy update (iLQR: iteration)")
     right.set_ylabel("final distance to the goal")
-    right.set_title("meta-test")
+    right.set_title(f"meta-test, protocol={config.protocol}")
     right.legend(fontsize=8)
     return [save_figure(fig, directory / "fig6ab_mountain_car.png")]
 
