@@ -14,6 +14,7 @@ from fastadapt.meta.algorithm import meta_objective
 from fastadapt.cli import main
 from fastadapt.experiments.rl import mbrl
 from fastadapt.rl.envs import GoalError, PointmassGoal, ReacherGoal, check_goals, make_env
+from fastadapt.losses.policy import PolicyMetaLoss
 from fastadapt.rl.rollout import DynamicsModel, GoalPolicy, add_transitions, empty_buffer, fit_model, rollout
 
 from test_meta import _check_against_central_differences
@@ -152,3 +153,88 @@ def test_bad_rl_inputs_get_clear_errors():
         mbrl.Config(env="cartpole")
     with pytest.raises(GoalError, match=r"goals must be an array \[N, 2\]"):
         check_goals(PointmassGoal(), [1.0, 2.0, 3.0])
+
+
+# --- the authors' protocol (protocol=paper) and its parts -----------------------------------------------------
+
+def test_reacher_inverse_kinematics_puts_the_tip_on_the_goal():
+    env = ReacherGoal()
+    goals = jnp.asarray([[0.1207, 0.9459], [0.2633, 0.7186], [-0.4, 0.3]])
+    q = env.inverse_kinematics(goals)
+    np.testing.assert_allclose(env.position(jnp.concatenate([q, jnp.zeros((3, 2))], -1)), goals, atol=1e-5)
+    assert np.all(np.asarray(q[:, 1]) >= 0)  # the elbow's one branch
+    np.testing.assert_allclose(env.target_state(goals)[:, 2:], 0.0)
+    np.testing.assert_allclose(PointmassGoal().target_state(jnp.asarray([0.3, -0.2])), [0.3, -0.2, 0.0, 0.0])
+
+
+def test_the_dense_task_loss_by_hand():
+    states = jnp.asarray([[0.0, 0.0, 1.0, 0.0], [0.3, 0.4, 0.0, 2.0], [0.6, 0.8, 0.0, 0.0]])
+    target = jnp.asarray([0.6, 0.8, 0.0, 0.0])
+    # errors |q_t - q*| = 1.0, 0.5, 0.0; speeds 1, 2, 0
+    by_hand = 10 * 0.0 + (1.0 + 0.5 + 0.0) / 3 + 1e-4 * (1.0 + 2.0 + 0.0) / 3
+    assert float(mbrl.dense_task_loss(states, target)) == pytest.approx(by_hand, abs=2e-5)  # sqrt(x + 1e-12)
+
+
+def test_the_probabilistic_ensemble_leaves_out_one_fold_per_member_and_fits_the_likelihood():
+    from fastadapt.rl.rollout import training_loss
+
+    env = PointmassGoal()
+    model = DynamicsModel(env, (8,), members=3, probabilistic=True)
+    params = model.init(jax.random.PRNGKey(0))
+    rng = np.random.default_rng(0)
+    buffer = add_transitions(empty_buffer(model, 8), jnp.asarray(rng.normal(size=(6, 6))), jnp.asarray(rng.normal(size=(6, 2))))
+    mean, var = model.member_outputs(params, buffer["inputs"])
+    assert mean.shape == (3, 8, 2) and float(var.min()) >= 1e-3
+    nll = 0.5 * np.log(np.asarray(var)) + 0.5 * (np.asarray(mean) - np.asarray(buffer["targets"])) ** 2 / np.asarray(var)
+    per_row = nll.mean(-1)
+    # member m trains on the 6 filled rows but those with index % 3 == m
+    by_hand = sum(per_row[m, [r for r in range(6) if r % 3 != m]].mean() for m in range(3))
+    assert float(training_loss(model, params, buffer)) == pytest.approx(by_hand, rel=1e-5)
+    np.testing.assert_allclose(model.predict(params, buffer["inputs"]), np.asarray(mean).mean(0), rtol=1e-6)
+    fitted, error = fit_model(model, params, buffer, 300, 1e-2)
+    assert float(training_loss(model, fitted, buffer)) < float(training_loss(model, params, buffer)) - 0.5
+    assert np.isfinite(float(error))
+
+
+def paper_config(**keys):
+    from fastadapt.config import build_config
+    from fastadapt.experiments import registry
+
+    experiment = registry.find("mbrl-reacher")
+    overrides = [f"{k}={','.join(map(str, v)) if isinstance(v, tuple) else v}" for k, v in keys.items()]
+    return build_config(experiment.default_config(), overrides, paper=experiment.paper_keys())
+
+
+def test_the_paper_protocol_reuses_one_policy_and_two_goals_and_each_experiment_has_its_keys():
+    from fastadapt.experiments import registry
+
+    assert "protocol=paper" in registry.find("mbrl-reacher").paper_keys()
+    assert registry.find("mbrl-pointmass").paper_keys() == mbrl.PAPER_KEYS == ("loss_hidden=40,40", "seeds=5")
+    config = paper_config(model_fit_steps=5, loss_hidden=(8,), horizon=6)
+    task = mbrl.mbrl_task(config)
+    assert isinstance(task, mbrl.PaperMBRLTask) and task.model.members == 3 and task.model.probabilistic
+    np.testing.assert_allclose(task.env.initial_state(), 0.0)
+    leaves = lambda tree: [np.asarray(x) for x in jax.tree.leaves(tree)]
+    for theta in (task.start(jax.random.PRNGKey(1)), task.start(jax.random.PRNGKey(2)),
+                  task.eval_problem("meta-test", jax.random.PRNGKey(3), 2, 4)[0]):
+        for a, b in zip(leaves(theta), leaves(task.theta0)):
+            np.testing.assert_array_equal(a, b)
+    inner, _ = task.meta_batches(jax.random.PRNGKey(4), 3)
+    np.testing.assert_allclose(inner["goal"], np.tile(config.train_goal, (3, 1)), rtol=1e-6)
+    np.testing.assert_allclose(task.eval_problem("meta-test", jax.random.PRNGKey(0), 0, 2)[2], config.test_goal, rtol=1e-6)
+    # the authors' policy sees the goal state and not the gradient of its state input; the meta-loss sees
+    # [s, u, ||s_T - goal state||] / (1, 1, 8, 8, 1, 1, 1)
+    target = task.env.target_state(jnp.asarray(config.train_goal))
+    grad_state = jax.grad(lambda s: jnp.sum(task.policy.apply(task.theta0, s, target)))(jnp.ones(4))
+    np.testing.assert_array_equal(grad_state, 0.0)
+    actions, final, extra = task.loss_inputs(task.theta0, jax.tree.map(lambda a: a[0], inner))
+    states, _ = task.model_rollout(task.theta0, jnp.asarray(config.train_goal))
+    assert float(final[0]) == pytest.approx(float(jnp.linalg.norm(states[-1] - target)), rel=1e-5)
+    assert actions.shape == (6, 2) and float(jnp.abs(actions).max()) <= task.env.max_action
+    loss = mbrl.meta_loss(config, task.env)
+    assert isinstance(loss, PolicyMetaLoss)  # no learned rate
+    assert loss.scale == (1.0, 1.0, 8.0, 8.0, 1.0, 1.0, 1.0) and loss.input_dim == 7
+    assert float(task.task_loss(task.theta0, jax.tree.map(lambda a: a[0], inner))) == pytest.approx(
+        float(mbrl.dense_task_loss(states, target)), rel=1e-5)
+    with pytest.raises(ValueError, match="protocol=paper's train_goal/test_goal: goal .* is outside the reacher workspace"):
+        paper_config(test_goal=(1.5, 0.0))

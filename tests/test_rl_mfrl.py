@@ -95,6 +95,89 @@ def test_meta_gradient_reaches_the_loss_through_the_callback():
     np.testing.assert_array_equal(grads_again["log_rate"], grads["log_rate"])
 
 
+def algorithm4_config(**keys):
+    from fastadapt.config import build_config
+
+    tiny = ["horizon=5", "episodes=2", "minibatches=2", "iters_max=3", "loss_hidden=8", "policy_hidden=8",
+            "learned_rate=false"]
+    return build_config(mfrl.Config(), tiny + [f"{k}={v}" for k, v in keys.items()], paper=mfrl.PAPER_KEYS)
+
+
+def test_algorithm4_batches_share_each_rollout_between_two_steps_and_minibatches_split_it():
+    config = algorithm4_config()
+    task = mfrl.mfrl_task(config)
+    inner, outer = task.meta_batches(jax.random.PRNGKey(0), 4)
+    assert task.stepwise_batches and inner["seed"].shape == (4, 3) and inner["goal"].shape == (4, 3, 2)
+    np.testing.assert_array_equal(outer["seed"][:, :-1], inner["seed"][:, 1:])  # tau_{i+1} scores step i, feeds i+1
+    np.testing.assert_array_equal(inner["goal"][:, 0], inner["goal"][:, 2])  # one goal per task
+    data = {"obs": jnp.arange(2 * 5 * 1.0).reshape(2, 5, 1) * jnp.ones(10), "actions": jnp.zeros((2, 5, 2)),
+            "returns": jnp.arange(10.0).reshape(2, 5), "advantage": jnp.zeros((2, 5))}
+    theta = task.start(jax.random.PRNGKey(1))
+    _, _, extra = task.minibatch_inputs(theta, data, 1)
+    np.testing.assert_array_equal(extra["returns"], [1, 3, 5, 7, 9])  # every 2nd sample, from sample 1
+    with pytest.raises(ValueError, match=r"'minibatches' \(3\) must divide the samples of an update"):
+        algorithm4_config(minibatches=3)
+    with pytest.raises(ValueError, match="protocol=paper is Algorithm 4 as written.*needs update=unroll, got update=step"):
+        algorithm4_config(update="step")
+
+
+@pytest.mark.slow
+def test_algorithm4_unrolled_meta_gradient_matches_a_hand_written_loop():
+    """The trainer's update of phi (update=unroll on stepwise batches, minibatch SGD) against Algorithm 4
+    written out: theta_{i+1} from K minibatch steps on the rollout of theta_i, L^i the surrogate on the
+    rollout of theta_{i+1}, phi's gradient of the mean of L^i (the rollouts are data: constants)."""
+    import optax
+
+    from fastadapt.meta.algorithm import MetaState, batch_update
+    from fastadapt.losses.policy import surrogate
+
+    config = algorithm4_config()
+    task, loss = mfrl.mfrl_task(config), mfrl.meta_loss(config)
+    phi = loss.init(jax.random.PRNGKey(0))
+    inner, outer = jax.tree.map(lambda a: a[0], task.meta_batches(jax.random.PRNGKey(2), 1))
+    key = jax.random.PRNGKey(3)
+
+    def by_hand(phi):
+        theta, losses = task.start(key), []
+        for i in range(config.iters_max):
+            step_batch = jax.tree.map(lambda a: a[i], inner)
+            data = jax.lax.stop_gradient(task.experience(theta, step_batch))
+            for k in range(config.minibatches):
+                grads = jax.grad(lambda th: loss.apply(phi, *task.minibatch_inputs(th, data, k)))(theta)
+                theta = jax.tree.map(lambda p, g: p - config.alpha * g, theta, grads)
+            scored = task.experience(theta, jax.tree.map(lambda a: a[i], outer))
+            pred, actions, extra = task.inputs_of(theta, scored)
+            losses.append(surrogate(pred, actions, extra["advantage"]))
+        return sum(losses) / len(losses)
+
+    expected = jax.grad(by_hand)(phi)
+    sgd = optax.sgd(1.0)
+    state, task_losses = batch_update(task, loss, sgd, config.alpha, config.iters_max, MetaState(phi, sgd.init(phi)),
+                                      key, (inner, outer), "unroll")
+    assert task_losses.shape == (config.iters_max,)
+    assert float(jnp.mean(task_losses)) == pytest.approx(float(by_hand(phi)), rel=1e-5)
+    for got, old, want in zip(jax.tree.leaves(state.loss_params), jax.tree.leaves(phi), jax.tree.leaves(expected)):
+        np.testing.assert_allclose(np.asarray(old - got), np.asarray(want), rtol=1e-4, atol=1e-7)
+    assert max(float(jnp.abs(g).max()) for g in jax.tree.leaves(expected)) > 0
+
+
+@pytest.mark.slow
+def test_ppo_starts_from_the_given_policy():
+    from sbx import PPO
+
+    from fastadapt.rl.ppo import make_goal_env, set_actor
+
+    policy = mfrl.GaussianPolicy(10, 2, (8, 8)).init(jax.random.PRNGKey(4))
+    model = PPO("MlpPolicy", make_goal_env(REACHER, np.array([0.1, 0.1]), 5), n_steps=16, batch_size=8, seed=0,
+                verbose=0, policy_kwargs={"net_arch": [8, 8]})
+    set_actor(model, jax.tree.map(np.asarray, policy))
+    obs = np.random.default_rng(0).normal(size=(3, 10))
+    mean = numpy_mlp(jax.tree.map(lambda a: np.asarray(a, np.float64), policy["mean"]), obs)
+    np.testing.assert_allclose(model.predict(obs, deterministic=True)[0], np.clip(mean, -1, 1), rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="PPO's actor layer Dense_0 is"):
+        set_actor(model, jax.tree.map(np.asarray, mfrl.GaussianPolicy(10, 2, (4, 8)).init(jax.random.PRNGKey(4))))
+
+
 def test_samples_to_80_percent_by_hand():
     samples = [0, 100, 200, 300, 400]
     assert samples_to_fraction(samples, [0, 2, 5, 9, 10]) == 300  # 80% of 10: 8, first reached at 300

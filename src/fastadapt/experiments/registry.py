@@ -59,10 +59,11 @@ class Experiment:
         return self.load().quick(config)
 
     def paper_keys(self, required: bool = True) -> tuple[str, ...]:
-        """The key=value set that runs the paper's own protocol and budget (``--paper``): the module's
-        ``PAPER_KEYS``. If it has none: () when not ``required``, else a ConfigError naming the
-        experiments that have one."""
-        keys = tuple(getattr(self.load(), "PAPER_KEYS", ()))
+        """The key=value set that runs the paper's own protocol and budget (``--paper``): the config
+        class's ``PAPER_KEYS`` (where two experiments of one module differ), else the module's. If there
+        is none: () when not ``required``, else a ConfigError naming the experiments that have one."""
+        module = self.load()
+        keys = tuple(getattr(getattr(module, self.config), "PAPER_KEYS", None) or getattr(module, "PAPER_KEYS", ()))
         if keys or not required:
             return keys
         having = [" ".join(e.words) for e in EXPERIMENTS if e.paper_keys(required=False)]

@@ -68,6 +68,7 @@ class PolicyMetaLoss(_SampleMeanLoss):
     detach_states: bool = True  # the states are constants to M_phi (False: its gradient runs through them)
     positive: bool = True  # a softplus output (False: linear, as the authors' MountainCar loss)
     init_weights: str = "lecun"  # g's initialisation (init_mlp's: lecun, xavier, torch)
+    scale: tuple[float, ...] = ()  # g sees [s, a, g] / scale (the authors' norm_in); () for none
 
     @property
     def input_dim(self) -> int:
@@ -76,7 +77,8 @@ class PolicyMetaLoss(_SampleMeanLoss):
     def features(self, actions, goal, extra):
         states = jax.lax.stop_gradient(extra["states"]) if self.detach_states else extra["states"]
         goal = jnp.broadcast_to(goal, actions.shape[:-1] + goal.shape[-1:])
-        return jnp.concatenate([states, actions, goal], -1)
+        x = jnp.concatenate([states, actions, goal], -1)
+        return x / jnp.asarray(self.scale) if self.scale else x
 
 
 @dataclasses.dataclass(frozen=True)

@@ -15,7 +15,17 @@ both, ``update``):
   phi <- phi - eta * grad_phi (1/M) sum_{i=1..M} L_T(theta_i, outer).
   The chain is truncated at M (theta is reset for the next batch).
 
-With M = 1 both options are the same update. A third objective matches the online protocol
+With M = 1 both options are the same update. A task whose batches are *stepwise*
+(``task.stepwise_batches``: inner and outer hold a leading axis of M per-step batches) gives step i its own
+data, inner_i and outer_i; ML3's Algorithm 4 is that unroll with outer_i = inner_{i+1}: the rollout that
+scores theta_{i+1} is the experience of the next inner step.
+
+An inner step is one gradient step on the batch, or, for a task with ``minibatches`` > 1 (Algorithm 4's
+"optimize(pi_theta, M_phi, tau, R)"), the experience of the batch gathered once with theta_i
+(``task.experience(theta, batch)``, constants) and one SGD step on M_phi per minibatch of it
+(``task.minibatch_inputs(theta, data, k)``, k < ``minibatches``), in order; meta-test takes the same steps.
+
+A third objective matches the online protocol
 (``"online"``, :func:`online_epoch`): the task plays its meta-train data as one stream of small batches
 b_0, b_1, ..., each step theta_{t+1} = theta_t - alpha * grad M_phi(b_t) is scored on the *next* batch,
 L_T(theta_{t+1}, b_{t+1}) (the error a model makes before it sees b_{t+1}), and phi is updated after every
@@ -57,8 +67,30 @@ def loss_gradient(task, loss, loss_params, theta, batch):
     return scale_gradients(loss, loss_params, grads)
 
 
+def minibatches(task) -> int:
+    """How many SGD steps on minibatches of one batch's experience an inner step takes (1: one step on the
+    whole batch)."""
+    return getattr(task, "minibatches", 1)
+
+
+def experience_step(task, loss, alpha, loss_params, theta, batch):
+    """Algorithm 4's optimize: data = ``task.experience(theta, batch)`` (constants), then for k < K,
+    theta <- theta - alpha * grad_theta M_phi(task.minibatch_inputs(theta, data, k))."""
+    data = jax.lax.stop_gradient(task.experience(theta, batch))
+
+    def step(theta, k):
+        grads = jax.grad(lambda th: loss.apply(loss_params, *task.minibatch_inputs(th, data, k)))(theta)
+        grads = scale_gradients(loss, loss_params, grads)
+        return jax.tree.map(lambda p, g: p - alpha * g, theta, grads), None
+
+    return jax.lax.scan(step, theta, jnp.arange(minibatches(task)))[0]
+
+
 def inner_step(task, loss, alpha, loss_params, theta, batch):
-    """theta - alpha * grad_theta M_phi(pred, target, extra) on ``batch``."""
+    """theta - alpha * grad_theta M_phi(pred, target, extra) on ``batch`` (or, for a task with minibatches,
+    :func:`experience_step`)."""
+    if minibatches(task) > 1:
+        return experience_step(task, loss, alpha, loss_params, theta, batch)
     grads = loss_gradient(task, loss, loss_params, theta, batch)
     return jax.tree.map(lambda p, g: p - alpha * g, theta, grads)
 
@@ -71,13 +103,15 @@ def meta_objective(task, loss, alpha, loss_params, theta, inner, outer):
 
 def unrolled_objective(task, loss, alpha, iters, loss_params, theta, inner, outer):
     """Mean task loss along M inner steps from ``theta``, differentiable end to end; returns (value,
-    task losses [M])."""
+    task losses [M]). Each step uses ``inner`` and ``outer``, or, for a task with stepwise batches, step i
+    uses ``inner[i]`` and ``outer[i]``."""
+    stepwise = getattr(task, "stepwise_batches", False)
 
-    def step(theta, _):
-        value, theta_new = meta_objective(task, loss, alpha, loss_params, theta, inner, outer)
+    def step(theta, pair):
+        value, theta_new = meta_objective(task, loss, alpha, loss_params, theta, *(pair if stepwise else (inner, outer)))
         return theta_new, value
 
-    _, values = jax.lax.scan(step, theta, None, length=iters)
+    _, values = jax.lax.scan(step, theta, (inner, outer) if stepwise else None, length=iters)
     return jnp.mean(values), values
 
 
@@ -175,6 +209,8 @@ def learning_curve(task, loss, loss_params, alpha, theta0, batches, eval_set):
     def step(carry, batch):
         theta, opt_state = carry
         score = task.score(theta, batch if eval_set is None else eval_set)
+        if minibatches(task) > 1:  # Algorithm 4's optimize, as in meta-training
+            return (inner_step(task, loss, alpha, loss_params, theta, batch), opt_state), score
         updates, opt_state = opt.update(grad_fn(theta, batch), opt_state, theta)
         return (optax.apply_updates(theta, updates), opt_state), score
 

@@ -126,8 +126,15 @@ class MetaTrainer:
 
     def eval_sets(self, split: str, key):
         """The ``eval_set`` of each run of :meth:`trained` with ``key`` (e.g. each run's goal), stacked."""
+        return self._eval_problems(split, key)[2]
+
+    def eval_starts(self, split: str, key):
+        """The theta_0 of each run of :meth:`trained` with ``key`` (e.g. to start a baseline from it), stacked."""
+        return self._eval_problems(split, key)[0]
+
+    def _eval_problems(self, split: str, key):
         keys = _run_keys(key, self.config.eval_seeds)
-        return jax.vmap(lambda k, i: self.task.eval_problem(split, k, i, 1)[2])(keys, jnp.arange(self.config.eval_seeds))
+        return jax.vmap(lambda k, i: self.task.eval_problem(split, k, i, 1))(keys, jnp.arange(self.config.eval_seeds))
 
     def summary(self, curves) -> np.ndarray:
         """What an evaluation run scores [runs]: its final score, or, for a task whose ``eval_summary`` is

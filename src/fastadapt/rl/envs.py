@@ -83,6 +83,10 @@ class PointmassGoal(PlanarSystem):
         """The point reached: (x, y)."""
         return state[..., :2]
 
+    def target_state(self, goal):
+        """The state at rest at ``goal``: (x, y, 0, 0)."""
+        return jnp.concatenate([goal, jnp.zeros_like(goal)], -1)
+
     def radius_range(self) -> tuple[float, float]:
         return 0.0, self.max_goal_radius
 
@@ -153,6 +157,20 @@ class ReacherGoal(PlanarSystem):
 
     def radius_range(self) -> tuple[float, float]:
         return 0.0, 2 * self.link_length
+
+    def inverse_kinematics(self, goal):
+        """The joint angles that put the tip at ``goal`` [..., 2], elbow angle >= 0:
+        cos th2 = (x^2 + y^2 - 2 l^2) / (2 l^2), th1 = atan2(y, x) - atan2(l sin th2, l + l cos th2)
+        (goals beyond the reach get the stretched arm pointing at them)."""
+        l = self.link_length
+        x, y = goal[..., 0], goal[..., 1]
+        th2 = jnp.arccos(jnp.clip((x * x + y * y - 2 * l * l) / (2 * l * l), -1.0, 1.0))
+        th1 = jnp.arctan2(y, x) - jnp.arctan2(l * jnp.sin(th2), l + l * jnp.cos(th2))
+        return jnp.stack([th1, th2], -1)
+
+    def target_state(self, goal):
+        """The state at rest with the tip at ``goal``: (inverse_kinematics(goal), 0, 0)."""
+        return jnp.concatenate([self.inverse_kinematics(goal), jnp.zeros(goal.shape[:-1] + (2,))], -1)
 
 
 def euler_step(dt: float, state, acceleration):

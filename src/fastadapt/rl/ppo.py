@@ -55,11 +55,32 @@ def make_goal_env(spec: GoalEnvSpec, goal, horizon: int):
     return GoalEnv()
 
 
+def set_actor(model, policy: dict) -> None:
+    """Start sbx PPO's actor from a Gaussian policy {"mean": tanh MLP layers [{"w", "b"}], "log_std" [A]}
+    (the same network: Dense layers with tanh between them and a state-independent log-std); the critic
+    keeps its own initialisation."""
+    import jax.numpy as jnp
+
+    state = model.policy.actor_state
+    params = dict(state.params["params"])
+    layers = [name for name in sorted(params) if name.startswith("Dense_")]
+    if len(layers) != len(policy["mean"]):
+        raise ValueError(f"PPO's actor has {len(layers)} layers, the policy {len(policy['mean'])}")
+    for name, layer in zip(layers, policy["mean"]):
+        if tuple(params[name]["kernel"].shape) != tuple(np.shape(layer["w"])):
+            raise ValueError(f"PPO's actor layer {name} is {params[name]['kernel'].shape}, the policy's {np.shape(layer['w'])}")
+        params[name] = {"kernel": jnp.asarray(layer["w"], jnp.float32), "bias": jnp.asarray(layer["b"], jnp.float32)}
+    params["log_std"] = jnp.asarray(policy["log_std"], jnp.float32)
+    model.policy.actor_state = state.replace(params={**state.params, "params": params})
+
+
 def ppo_curve(spec: GoalEnvSpec, goal, horizon: int, updates: int, n_steps: int, seed: int, eval_seed: int,
-              hidden=(64, 64), learning_rate: float = 3e-4, batch_size: int = 64, n_epochs: int = 10) -> dict:
-    """PPO for ``updates`` updates of ``n_steps`` samples on one goal. Returns {"samples" [updates + 1],
-    "performance" [updates + 1] (the metric of a deterministic rollout, before training and after each
-    update), "train_seconds" (PPO's updates only), "collect_seconds" (its rollouts; the scoring rollouts are not
+              hidden=(64, 64), learning_rate: float = 3e-4, batch_size: int = 64, n_epochs: int = 10,
+              initial_policy: dict | None = None) -> dict:
+    """PPO for ``updates`` updates of ``n_steps`` samples on one goal, its actor started from
+    ``initial_policy`` if given (:func:`set_actor`). Returns {"samples" [updates + 1], "performance"
+    [updates + 1] (the metric of a deterministic rollout, before training and after each update),
+    "train_seconds" (PPO's updates only), "collect_seconds" (its rollouts; the scoring rollouts are not
     counted)}."""
     import time
 
@@ -68,6 +89,8 @@ def ppo_curve(spec: GoalEnvSpec, goal, horizon: int, updates: int, n_steps: int,
     model = PPO("MlpPolicy", make_goal_env(spec, goal, horizon), n_steps=n_steps, batch_size=min(batch_size, n_steps),
                 n_epochs=n_epochs, learning_rate=learning_rate, seed=seed, verbose=0,
                 policy_kwargs={"net_arch": list(hidden)})
+    if initial_policy is not None:
+        set_actor(model, initial_policy)
     act = lambda obs: model.predict(obs, deterministic=True)[0]
     score = lambda: float(metric(spec, host_rollout(spec, act, [goal], horizon, eval_seed)["distances"])[0])
     samples, performance, train_seconds = [0], [score()], 0.0

@@ -14,6 +14,22 @@ the goal is part of s), and a task is a goal g. For each meta-train goal (Algori
    normalised over the batch (minus the batch mean, over the batch std): eq. 8 with a baseline, the
    same expected gradient with less variance. ``iters_max`` such steps per goal, phi updated after each.
 
+That is ``protocol=general``, ours: phi is updated after every inner step with theta_i held fixed
+(``update=step``), each step rolls out twice (for the update and for the task loss).
+
+``protocol=paper`` (``--paper``) is Algorithm 4 as written: theta_0 fresh per goal, tau_0 rolled out, and
+for i < I (``iters_max`` = 10): theta_{i+1} = optimize(theta_i, M_phi, tau_i), tau_{i+1} rolled out with
+theta_{i+1}, L_T^i the surrogate on tau_{i+1}; then phi <- phi - eta grad_phi (1/I) sum_i L_T^i, one update
+per goal through all I steps (``update=unroll`` on stepwise batches: step i's task-loss rollout is step
+i + 1's experience, the same seed and the same theta, so the same episodes). ``optimize`` is the paper's
+"SGD on the meta-loss with mini-batches of experience (s_i, a_i, r_i)": ``minibatches`` SGD steps, each on
+every ``minibatches``-th sample of tau_i (the paper gives no batch size: 5 minibatches of 100 of the 500
+samples is ours). Meta-test uses the same update. PPO starts from the same initial policy as ML3 and
+policy gradient on each goal (sbx's actor is the same 64 x 64 tanh network with a log-std per action).
+The computation rolls each tau_{i+1} out twice (once for the task loss, once for the next step's
+experience: the rollouts are host callbacks, which JAX does not share); the samples Algorithm 4 needs are
+(I + 1) rollouts per goal, and that is what :func:`env_steps` counts.
+
 Meta-test (Algorithm 5): a fresh policy takes ``eval_steps`` SGD steps at alpha on M_phi, each on new
 rollouts of ``episodes`` episodes; it is scored before each step and after the last by the paper's metric
 of one rollout of its mean action (:func:`~fastadapt.rl.mujoco_goal.metric`). Baselines, on the same goals
@@ -66,6 +82,9 @@ class Config(TrainerConfig):
     minutes; ``fastadapt rl mfrl-ant`` sets AntGoal's."""
 
     env: str = "reacher"  # the environment: reacher (Reacher-v5) or ant (Ant-v5)
+    # general: phi updated after every inner step (ours); paper: Algorithm 4 as written (module docstring;
+    # needs update=unroll; --paper sets it)
+    protocol: str = "general"
     alpha: float = 0.01
     eta: float = 3e-4
     meta_optimizer: str = "adam"
@@ -79,6 +98,7 @@ class Config(TrainerConfig):
     eval_seeds: int = 4
     horizon: int = 50  # steps per episode
     episodes: int = 10  # episodes per policy update
+    minibatches: int = 1  # SGD steps per policy update, each on every minibatches-th sample of its rollouts
     goal_radius: float = 0.2  # reacher: goals uniform in the disc of this radius; ant: on the circle
     policy_hidden: tuple[int, ...] = (64, 64)  # hidden layer widths of the Gaussian policy
     init_log_std: float = -0.5  # the policy's initial log standard deviation
@@ -99,7 +119,15 @@ class Config(TrainerConfig):
         object.__setattr__(self, "architectures", tuple(tuple(int(h) for h in a) for a in self.architectures))
         super().__post_init__()
         require_choice(self, "env", ("reacher", "ant"))
-        require_at_least(self, 1, "horizon", "episodes", "policy_hidden", "loss_hidden", "ppo_batch_size", "ppo_epochs")
+        require_choice(self, "protocol", ("general", "paper"))
+        require_at_least(self, 1, "horizon", "episodes", "policy_hidden", "loss_hidden", "ppo_batch_size", "ppo_epochs",
+                         "minibatches")
+        if self.protocol == "paper" and self.update != "unroll":
+            raise ValueError(f"protocol=paper is Algorithm 4 as written, one update of phi through all inner steps: "
+                             f"it needs update=unroll, got update={self.update}")
+        if self.samples_per_update % self.minibatches:
+            raise ValueError(f"config field 'minibatches' ({self.minibatches}) must divide the samples of an update "
+                             f"(episodes x horizon = {self.samples_per_update})")
         require_positive_rates(self, "goal_radius", "baseline_rates", "ppo_learning_rate")
         spec = goal_spec(self.env)
         if self.goal_radius > spec.reach:
@@ -111,10 +139,15 @@ class Config(TrainerConfig):
         return self.episodes * self.horizon
 
 
+# Algorithm 4 as written (module docstring), 10 goals at meta-test, 3 seeds, as key=value overrides (--paper)
+PAPER_KEYS = ("protocol=paper", "update=unroll", "iters_max=10", "minibatches=5", "seeds=3", "eval_seeds=10")
+
+
 def quick(config: Config) -> Config:
     return dataclasses.replace(config, epochs=2, eval_every=1, seeds=1, batches_per_epoch=2, iters_max=1,
                                eval_steps=3, eval_seeds=2, episodes=4, horizon=min(config.horizon, 20),
-                               loss_hidden=(16, 16), baseline_rates=(1.0,), architectures=((32,), (64, 64)))
+                               loss_hidden=(16, 16), baseline_rates=(1.0,), architectures=((32,), (64, 64)),
+                               minibatches=1)
 
 
 
@@ -166,10 +199,16 @@ class MFRLTask:
     horizon: int
     episodes: int
     goal_radius: float
+    unroll_steps: int = 0  # > 0: stepwise batches of this many steps (Algorithm 4's shared rollouts)
+    minibatches: int = 1  # SGD steps per policy update, on minibatches of its experience
 
     eval_splits = ("meta-train", "meta-test")
     default_batches = 5
     baseline_loss = PolicyGradientLoss()
+
+    @property
+    def stepwise_batches(self) -> bool:
+        return self.unroll_steps > 0
 
     @property
     def spec(self):
@@ -194,18 +233,43 @@ class MFRLTask:
         return self.policy.init(key)
 
     def meta_batches(self, key, count):
+        """``count`` goals, each with the rollouts' seeds of the inner update and of the task loss; stepwise
+        (Algorithm 4): I + 1 seeds per goal, step i's outer seed being step i + 1's inner one."""
         goal_key, inner_key, outer_key = jax.random.split(key, 3)
         goals = self.sample_goals(goal_key, count)
+        if self.stepwise_batches:
+            seeds = jax.random.randint(inner_key, (count, self.unroll_steps + 1), 0, 2 ** 30)
+            steps = jnp.broadcast_to(goals[:, None], (count, self.unroll_steps, 2))
+            return {"goal": steps, "seed": seeds[:, :-1]}, {"goal": steps, "seed": seeds[:, 1:]}
         seeds = lambda k: jax.random.randint(k, (count,), 0, 2 ** 30)
         return {"goal": goals, "seed": seeds(inner_key)}, {"goal": goals, "seed": seeds(outer_key)}
 
-    def loss_inputs(self, theta, batch):
+    def experience(self, theta, batch) -> dict:
+        """The rollouts of ``batch`` as samples [episodes, horizon, ...]: observations, actions, the
+        reward-to-go normalised over the batch, each episode's normalised return (constants)."""
         out = self.rollouts(theta, batch)
-        mu, sigma = self.policy.apply(theta, out["obs"])
         to_go = jnp.cumsum(out["rewards"][:, ::-1], 1)[:, ::-1]
-        extra = {"states": out["obs"], "returns": _normalised(to_go),
-                 "advantage": jnp.broadcast_to(_normalised(to_go[:, :1]), to_go.shape)}
-        return {"mu": mu, "sigma": sigma}, out["actions"], extra
+        return {"obs": out["obs"], "actions": out["actions"], "returns": _normalised(to_go),
+                "advantage": jnp.broadcast_to(_normalised(to_go[:, :1]), to_go.shape)}
+
+    def inputs_of(self, theta, data):
+        """What the meta-loss sees of experience ``data``: pi_theta's mean and std at its states, its
+        actions, and {states, returns, advantage}."""
+        mu, sigma = self.policy.apply(theta, data["obs"])
+        extra = {"states": data["obs"], "returns": data["returns"], "advantage": data["advantage"]}
+        return {"mu": mu, "sigma": sigma}, data["actions"], extra
+
+    def loss_inputs(self, theta, batch):
+        return self.inputs_of(theta, self.experience(theta, batch))
+
+    def minibatch_inputs(self, theta, data, k):
+        """The meta-loss's inputs on minibatch ``k``: every ``minibatches``-th sample of the flattened
+        experience, starting at sample k."""
+        flat = jax.tree.map(lambda a: a.reshape((-1,) + a.shape[2:]), data)
+        count = flat["obs"].shape[0] // self.minibatches
+        picked = jax.tree.map(lambda a: jax.lax.dynamic_slice_in_dim(a.reshape((count, self.minibatches) + a.shape[1:]),
+                                                                     k, 1, axis=1)[:, 0], flat)
+        return self.inputs_of(theta, picked)
 
     def task_loss(self, theta, batch):
         """L_T: the surrogate of eq. 8 on new rollouts of pi_theta."""
@@ -230,7 +294,8 @@ class MFRLTask:
 
 
 jax.tree_util.register_dataclass(MFRLTask, data_fields=["test_goals"],
-                                 meta_fields=["env", "policy", "horizon", "episodes", "goal_radius"])
+                                 meta_fields=["env", "policy", "horizon", "episodes", "goal_radius", "unroll_steps",
+                                              "minibatches"])
 
 
 def _normalised(values):
@@ -244,7 +309,8 @@ def mfrl_task(config: Config, hidden: tuple[int, ...] | None = None) -> MFRLTask
     spec = goal_spec(config.env)
     task = MFRLTask(jnp.zeros((1, 2)), config.env,
                     GaussianPolicy(spec.obs_dim, spec.action_dim, hidden or config.policy_hidden, config.init_log_std),
-                    config.horizon, config.episodes, config.goal_radius)
+                    config.horizon, config.episodes, config.goal_radius,
+                    unroll_steps=config.iters_max if config.protocol == "paper" else 0, minibatches=config.minibatches)
     goals = task.sample_goals(jax.random.fold_in(jax.random.PRNGKey(config.seed), 7), config.eval_seeds)
     return dataclasses.replace(task, test_goals=goals)
 
@@ -291,11 +357,13 @@ def run(config: Config, directory, progress: bool = True, log=print) -> dict:
 
     eval_sets = trainer.eval_sets("meta-test", key)
     goals, eval_seeds = np.asarray(eval_sets["goal"]), np.asarray(eval_sets["seed"])
+    starts = trainer.eval_starts("meta-test", key)  # paper protocol: PPO from ML3's initial policy on each goal
     ppo_runs = []
     for i, (goal, eval_seed) in enumerate(tqdm(list(zip(goals, eval_seeds)), desc="PPO", disable=not progress, leave=False)):
+        initial = jax.tree.map(lambda a: np.asarray(a[i]), starts) if config.protocol == "paper" else None
         ppo_runs.append(ppo_curve(task.spec, goal, config.horizon, config.eval_steps, config.samples_per_update,
                                   config.seed + i, int(eval_seed), config.policy_hidden, config.ppo_learning_rate,
-                                  config.ppo_batch_size, config.ppo_epochs))
+                                  config.ppo_batch_size, config.ppo_epochs, initial_policy=initial))
     timings["PPO meta-test"] = sum(r["train_seconds"] + r["collect_seconds"] for r in ppo_runs)
     ppo = np.asarray([r["performance"] for r in ppo_runs])
 
@@ -314,7 +382,8 @@ def run(config: Config, directory, progress: bool = True, log=print) -> dict:
     figures = mfrl_figures(directory, config, samples, performance, architectures)
     ppo_train = sum(r["train_seconds"] for r in ppo_runs) / (len(ppo_runs) * config.eval_steps * config.samples_per_update)
     metrics = {
-        "env": config.env, "samples_per_update": config.samples_per_update, "samples": samples.tolist(),
+        "env": config.env, "protocol": config.protocol, "samples_per_update": config.samples_per_update,
+        "samples": samples.tolist(),
         "performance_mean": {k: v.tolist() for k, v in means.items()},
         "ML3_final_per_seed": performance["ML3"][:, :, -1].mean(1).tolist(),
         "samples_to_80": counts, "baseline_rate": rate, "baseline_rate_finals": {f"{k:g}": v for k, v in rate_finals.items()},
@@ -333,8 +402,13 @@ def run(config: Config, directory, progress: bool = True, log=print) -> dict:
         f"Performance: the paper's metric of one rollout of the mean action (higher is better). ML3: mean over "
         f"{config.seeds} meta-loss seeds; plain policy gradient (the surrogate of eq. 8) at rate {rate:g}, the best of "
         f"{', '.join(f'{k:g}' for k in rate_finals)} on meta-train goals; PPO (sbx) with one update per "
-        f"{config.samples_per_update} samples. Meta-training: {config.epochs * trainer.num_batches} goals of "
-        f"{config.iters_max} inner steps, {metrics['env_steps']['meta-train']:,} environment steps.", "",
+        f"{config.samples_per_update} samples"
+        + (", from the same initial policy as ML3 and policy gradient on each goal" if config.protocol == "paper" else
+           ", from its own initialisation") + f". Meta-training (protocol={config.protocol}"
+        + (": Algorithm 4, phi updated once per goal through all inner steps" if config.protocol == "paper" else
+           ": phi updated after every inner step") + f"): {config.epochs * trainer.num_batches} goals of "
+        f"{config.iters_max} inner steps of {config.minibatches} minibatch SGD step(s), "
+        f"{metrics['env_steps']['meta-train']:,} environment steps.", "",
         markdown_table(["method", "performance at the start", "final performance", "samples to 80% of its own final",
                         "samples to 80% of the best final"], rows), "",
         "Other policy architectures trained with the same (best-seed) loss, final performance: "
@@ -347,10 +421,12 @@ def run(config: Config, directory, progress: bool = True, log=print) -> dict:
 
 def env_steps(config: Config, batches: int) -> dict:
     """Environment steps of each part: meta-training (each inner step rolls out episodes for the update
-    and for the task loss, per seed) and its evaluations, and each meta-test method."""
+    and for the task loss, per seed; Algorithm 4: I + 1 rollouts per goal, each scoring one step and
+    feeding the next) and its evaluations, and each meta-test method."""
     per_update = config.samples_per_update
     evaluations = len([e for e in range(1, config.epochs + 1) if e % config.eval_every == 0 or e == config.epochs])
     per_run = config.eval_steps * (per_update + config.horizon) + config.horizon
-    return {"meta-train": config.seeds * config.epochs * batches * config.iters_max * 2 * per_update,
+    rollouts = config.iters_max + 1 if config.protocol == "paper" else 2 * config.iters_max
+    return {"meta-train": config.seeds * config.epochs * batches * rollouts * per_update,
             "meta-train evaluations": evaluations * 2 * config.seeds * config.eval_seeds * per_run,
             "meta-test per method and goal": config.eval_steps * per_update}
