@@ -24,6 +24,17 @@ traceable (they run under jit, vmap and scan):
 * ``default_batches``: meta-train batches per epoch when the config says 0.
 * ``saved_arrays() -> dict``: what must be stored beside a trained meta-loss to use it (a normaliser).
 
+Optional, for RL tasks (:mod:`fastadapt.meta.algorithm` states the math):
+
+* ``stepwise_batches``: True when ``meta_batches`` gives every inner step its own (inner, outer) pair on a
+  leading axis of ``iters_max`` (used with ``update='unroll'``; ML3's Algorithm 4, where the rollout that
+  scores one step is the next step's experience);
+* ``minibatches`` > 1 with ``experience(theta, batch) -> data`` and ``minibatch_inputs(theta, data, k) ->
+  (pred, target, extra)``: an inner step gathers the batch's experience once and takes one SGD step per
+  minibatch of it, in meta-training and meta-test alike;
+* ``refresh(epoch, loss, loss_params, config, key) -> task``: the task after an epoch (the trainer's
+  docstring).
+
 A meta-loss has ``init(key) -> phi`` and ``apply(phi, pred, target, extra) -> scalar``
 (:mod:`fastadapt.losses`).
 """
