@@ -2,6 +2,7 @@
 reproducibility, the JAX callback under jit and vmap), the surrogate's gradient against its closed form,
 the meta-gradient through the callback, PPO's sample counting by hand, the command end to end, bad input."""
 
+import dataclasses
 import json
 
 import jax
@@ -12,7 +13,7 @@ import pytest
 from fastadapt.cli import main
 from fastadapt.meta.algorithm import meta_objective
 from fastadapt.experiments.rl import mfrl
-from fastadapt.rl.envs import GoalError
+from fastadapt.rl.envs import GoalError, ReacherGoal
 from fastadapt.losses.policy import PolicyGradientLoss, gaussian_log_prob, surrogate
 from fastadapt.rl.mujoco_goal import ANT, REACHER, goal_spec, host_rollout, metric, numpy_mlp, reward, rollout_callback
 from fastadapt.rl.ppo import ppo_curve, samples_to_fraction
@@ -278,6 +279,44 @@ def test_cloning_loss_is_the_mean_squared_action_error_on_the_demonstration():
     np.testing.assert_allclose(task.task_loss(theta, {"goal": goals[1], "demo": 1}), expected, rtol=1e-6)
     _, _, extra = task.loss_inputs(theta, {"goal": goals[0], "demo": 0})
     np.testing.assert_allclose(extra["bc_loss"], (task.cloning_error(theta, 0) + task.cloning_error(theta, 1)) / 2, rtol=1e-6)
+
+
+def test_the_demonstrations_paper_protocol_reuses_one_policy_and_shows_the_goal_state():
+    from fastadapt.config import build_config
+    from fastadapt.experiments.rl import demos
+    from fastadapt.losses.policy import PolicyMetaLoss
+
+    config = build_config(demos.Config(), ["loss_hidden=8", "horizon=5", "ilqr_iterations=2", "eval_seeds=2"],
+                          paper=demos.PAPER_KEYS)
+    assert config.protocol == "paper" and config.iters_max == 1 and not config.learned_rate
+    env = ReacherGoal()
+    rng = np.random.default_rng(0)
+    states, controls = jnp.asarray(rng.normal(size=(2, 6, 4))), jnp.asarray(rng.normal(size=(2, 5, 2)))
+    goals = jnp.asarray([[0.5, 0.2], [0.1, 0.7]])
+    real = demos.demo_task(config, start_seed=4)
+    task = demos.PaperDemoTask(states, controls, goals, goals, env, real.policy, 5, real.theta0)
+    leaves = lambda tree: [np.asarray(x) for x in jax.tree.leaves(tree)]
+    for theta in (task.start(jax.random.PRNGKey(1)), task.eval_problem("meta-test", jax.random.PRNGKey(2), 1, 3)[0]):
+        for a, b in zip(leaves(theta), leaves(task.theta0)):
+            np.testing.assert_array_equal(a, b)
+    other = demos.demo_task(config, start_seed=5)
+    assert not np.allclose(leaves(other.theta0)[0], leaves(real.theta0)[0])
+    np.testing.assert_allclose(other.test_goals, real.test_goals)  # one set of targets for every seed
+    fresh = dataclasses.replace(task, fresh_starts=True).start(jax.random.PRNGKey(1))
+    np.testing.assert_array_equal(leaves(fresh)[0], leaves(task.policy.init(jax.random.PRNGKey(1)))[0])
+    # the policy is given the goal state (q*, 0), in cloning as in rollouts; the meta-loss sees
+    # [s_t, u_t, ||s_T - goal state||], the states constants
+    target = env.target_state(goals[1])
+    actions = task.policy.apply(task.theta0, states[1, :-1], target)
+    expected = np.mean(np.sum((np.asarray(actions) - np.asarray(controls[1])) ** 2, -1))
+    np.testing.assert_allclose(task.task_loss(task.theta0, {"goal": goals[1], "demo": 1}), expected, rtol=1e-6)
+    shown, final, extra = task.loss_inputs(task.theta0, {"goal": goals[1], "demo": 1})
+    rolled, _ = task.system_rollout(task.theta0, goals[1])
+    np.testing.assert_allclose(final[0], np.linalg.norm(np.asarray(rolled[-1] - target)), rtol=1e-5)
+    np.testing.assert_allclose(extra["states"], rolled[:-1], rtol=1e-6)
+    np.testing.assert_allclose(shown, task.policy.apply(task.theta0, rolled[:-1], target), rtol=1e-6)
+    loss = demos.meta_loss(config)
+    assert isinstance(loss, PolicyMetaLoss) and loss.scale == (1.0, 1.0, 8.0, 8.0, 1.0, 1.0, 1.0) and loss.input_dim == 7
 
 
 def test_demonstration_targets_outside_the_workspace_are_refused():

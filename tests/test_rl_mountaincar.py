@@ -61,10 +61,12 @@ def test_mountaincar_command_writes_figure_and_metrics(tmp_path):
     # the authors' protocol, tiny: one meta-training run per seed, each its own subdirectory
     paper = tmp_path / "paper"
     assert main(["rl", "mountaincar", "--paper", "--out", str(paper), "--no-progress", "epochs=1", "batches_per_epoch=2",
-                 "eval_every=1", "seeds=2", "eval_steps=3", "loss_hidden=8", "ilqr_iterations=2"]) == 0
+                 "eval_every=1", "seeds=2", "eval_steps=3", "loss_hidden=8", "ilqr_iterations=2", "fresh_runs=3"]) == 0
     metrics = json.loads((paper / "metrics.json").read_text())
     assert metrics["protocol"] == "paper" and metrics["outer_iterations"] == 2
-    assert set(metrics["by_updates"]) == {"0", "1", "2", "3"}
+    assert set(metrics["by_updates"]) == {"0", "1", "2", "3"} == set(metrics["fresh_starts"])
+    assert len(metrics["fresh_starts"]["3"]["shaped ML3"]["per_seed"]) == 2
+    assert (paper / "fresh_starts_mountain_car.png").exists()
     assert len(metrics["final_distance"]["shaped ML3"]["per_seed"]) == 2
     assert all((paper / f"seed-{s}" / "loss-shaped" / "loss.npz").exists() for s in range(2))
     assert main(["rl", "mountaincar", "--paper", "--quick", "--out", str(tmp_path / "both")]) == 2
@@ -144,6 +146,34 @@ def test_the_paper_protocol_reuses_one_initial_policy_per_seed():
     assert w1.shape == (2, 200) and w2.shape == (200, 1)
     assert np.abs(w1).max() <= 1 / math.sqrt(2) and np.abs(w2).max() <= 1 / math.sqrt(200)
     assert np.abs(w1).max() > 0.6 and np.abs(w2).max() > 0.06
+
+
+def test_fresh_start_curves_train_the_fixed_start_losses_from_fresh_policies():
+    """The "why" figure's runs: the same loss from fresh random policies (each run its own, the same for
+    every loss), not from theta_0; their first column is each fresh policy's own score, and a run of the
+    curve is SGD on the loss from that policy, step by step."""
+    from fastadapt.meta.algorithm import inner_step
+    from fastadapt.meta.evaluation import fresh_start_curves
+    from fastadapt.meta.trainer import MetaTrainer
+
+    config = paper_config(loss_hidden=(8,), horizon=6, shaped_states=2, eval_steps=2)
+    task, loss = mountaincar.mountain_car_task(config, shaped=True), mountaincar.meta_loss(config)
+    params = [loss.init(jax.random.PRNGKey(s)) for s in range(2)]
+    key = jax.random.PRNGKey(3)
+    curves = fresh_start_curves(config, [(task, p) for p in params], loss, "meta-test", key, 3, config.alpha)
+    assert curves["ML3"].shape == (2, 3, 3) and curves["task loss"].shape == (6, 3)
+    fresh = MetaTrainer(dataclasses.replace(config, seeds=1, eval_seeds=3), dataclasses.replace(task, fresh_starts=True), loss)
+    starts = fresh.eval_starts("meta-test", key)
+    first = [jax.tree.map(lambda a: a[r], starts) for r in range(3)]
+    assert not np.allclose(jax.tree.leaves(first[0])[0], jax.tree.leaves(first[1])[0])
+    assert not np.allclose(jax.tree.leaves(first[0])[0], jax.tree.leaves(task.theta0)[0])
+    for r, theta in enumerate(first):
+        expected = [float(task.score(theta, None))]
+        for _ in range(2):
+            theta = inner_step(task, loss, config.alpha, params[1], theta, jnp.zeros(()))
+            expected.append(float(task.score(theta, None)))
+        np.testing.assert_allclose(curves["ML3"][1, r], expected, rtol=1e-4, atol=1e-6)
+        assert curves["task loss"][r, 0] == pytest.approx(expected[0], rel=1e-5)
 
 
 def test_the_paper_meta_loss_gradient_runs_through_the_rollout():

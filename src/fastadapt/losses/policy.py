@@ -81,6 +81,18 @@ class PolicyMetaLoss(_SampleMeanLoss):
         return x / jnp.asarray(self.scale) if self.scale else x
 
 
+# the ML3 authors' reacher meta-loss sees [q, qd, u, ||s_T - goal state||] divided by this (their norm_in)
+AUTHORS_REACHER_SCALE = (1.0, 1.0, 8.0, 8.0, 1.0, 1.0, 1.0)
+
+
+def authors_reacher_meta_loss(state_dim: int, action_dim: int, hidden: tuple[int, ...]) -> PolicyMetaLoss:
+    """The ML3 authors' reacher meta-loss (``ml3/learnable_losses.py``, MBRL reacher): softplus(g([s_t,
+    u_t, ||s_T - goal state||] / scale)), ELU, torch's initialisation, the states constants; the scale is
+    theirs for a two-joint arm (state_dim 4) and none otherwise."""
+    return PolicyMetaLoss(state_dim, action_dim, 1, hidden, init_weights="torch",
+                          scale=AUTHORS_REACHER_SCALE if state_dim == 4 else ())
+
+
 @dataclasses.dataclass(frozen=True)
 class ModelTaskLoss:
     """The task's own loss as the task computes it (``extra[key]``): no parameters."""

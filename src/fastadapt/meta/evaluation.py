@@ -4,6 +4,8 @@ the task loss's rate tuned on meta-train data, and the summaries the reports pri
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import numpy as np
 
@@ -114,3 +116,20 @@ def evaluate_policies(trainer: MetaTrainer, result, config):
         states = jax.vmap(lambda th, g: task.system_rollout(th, g)[0])(best, goals)
         paths[split] = {"positions": np.asarray(task.env.position(states)), "goals": np.asarray(goals)}
     return rate, rate_finals, curves, paths
+
+
+def fresh_start_curves(config, pairs, loss, split: str, key, runs: int, rates) -> dict:
+    """Why a loss meta-trained from one fixed initial policy may not be an optimiser: the same learned
+    losses and the same task-loss baseline, trained from ``runs`` *fresh* random policies instead of the
+    fixed theta_0 they were meta-trained from. ``pairs``: one (task, loss parameters) per seed, the tasks
+    having a fixed start and a ``fresh_starts`` switch (the RL paper protocols'); the task loss is
+    optimised at ``rates`` (one rate, or one per pair). Returns {"ML3": [seeds, runs, steps + 1], "task loss": [seeds x runs, steps + 1]},
+    the same shapes as :func:`evaluate_policies`' curves."""
+    fresh_config = dataclasses.replace(config, seeds=1, eval_seeds=runs)
+    ml3, task_loss = [], []
+    rates = list(rates) if np.ndim(rates) else [rates] * len(pairs)
+    for (task, params), rate in zip(pairs, rates):
+        trainer = MetaTrainer(fresh_config, dataclasses.replace(task, fresh_starts=True), loss)
+        ml3.append(trainer.curves(loss, params, split, key))
+        task_loss.append(trainer.curves(task.baseline_loss, {}, split, key, rate))
+    return {"ML3": np.stack(ml3), "task loss": np.concatenate(task_loss)}

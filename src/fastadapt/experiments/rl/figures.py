@@ -131,3 +131,31 @@ def demo_figures(directory: Path, config, curves: dict, paths: dict, expert_path
     right.set_title("meta-test targets")
     right.legend(fontsize=8)
     return [save_figure(fig, directory / "fig6cd_demonstrations.png")]
+
+
+FRESH_COLORS = ("tab:green", ML3_COLOR, "tab:olive")
+
+
+def fresh_start_figure(directory: Path, name: str, fixed: dict, fresh: dict, ylabel: str,
+                       marks=(1, 2, 5, 20)) -> list[Path]:
+    """Why a claim of the paper protocol fails on ours: the same learned losses and baseline trained from
+    the one initial policy they were meta-trained from (left) and from fresh random policies (right).
+    ``fixed`` and ``fresh``: curves by method, learned losses [seeds, runs, steps + 1] (mean over runs,
+    range over seeds), baselines [runs, steps + 1] (mean); dots after ``marks`` updates."""
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    for ax, curves, title in ((axes[0], fixed, "from the fixed initial policy (meta-trained from it)"),
+                              (axes[1], fresh, "from fresh random policies")):
+        learned = [n for n, c in curves.items() if c.ndim == 3]
+        for color, method in zip(FRESH_COLORS, learned):
+            values = curves[method].mean(1)
+            steps = np.arange(values.shape[-1])
+            band(ax, steps, values, color, method)
+            shown = [m for m in marks if m < len(steps)]
+            ax.plot(shown, values.mean(0)[shown], "o", color=color, ms=4)
+        for method in (n for n in curves if n not in learned):
+            ax.plot(np.arange(curves[method].shape[-1]), curves[method].mean(0), color=TASK_LOSS_COLOR, label=method)
+        ax.set_xlabel("policy update")
+        ax.set_title(title, fontsize=10)
+        ax.legend(fontsize=8)
+    axes[0].set_ylabel(ylabel)
+    return [save_figure(fig, directory / f"fresh_starts_{name}.png")]

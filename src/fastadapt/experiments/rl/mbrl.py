@@ -68,9 +68,9 @@ from fastadapt.validation import require_at_least, require_choice, require_posit
 from fastadapt.losses.regression import LearnedRateLoss
 from fastadapt.meta.algorithm import inner_step
 from fastadapt.meta.trainer import MetaTrainer, TrainerConfig
-from fastadapt.meta.evaluation import evaluate_policies, final_summary, meta_train_evaluations
+from fastadapt.meta.evaluation import evaluate_policies, final_summary, fresh_start_curves, meta_train_evaluations
 from fastadapt.rl.envs import GoalError, check_goals, check_sector, make_env, sector_goals
-from fastadapt.losses.policy import ModelTaskLoss, PolicyMetaLoss
+from fastadapt.losses.policy import ModelTaskLoss, PolicyMetaLoss, authors_reacher_meta_loss
 from fastadapt.rl.rollout import (ClampedGoalPolicy, DynamicsModel, GoalPolicy, add_transitions, empty_buffer, fit_model,
                                   rollout)
 
@@ -122,6 +122,8 @@ class Config(TrainerConfig):
     start_angles: tuple[float, float] = (0.0, 1.5)  # the reacher's start (joint angles, rad)
     train_goal: tuple[float, float] = (0.1207, 0.9459)  # protocol=paper: the one meta-train goal (x, y)
     test_goal: tuple[float, float] = (0.2633, 0.7186)  # protocol=paper: the one meta-test goal (x, y)
+    # protocol=paper: also train from this many fresh random policies per seed (the "why" figure; 0: not)
+    fresh_runs: int = 0
 
     def __post_init__(self):
         for name in ("goal_radius", "train_degrees", "test_degrees", "baseline_rates", "start_angles", "train_goal",
@@ -137,6 +139,7 @@ class Config(TrainerConfig):
         require_choice(self, "protocol", ("general", "paper"))
         require_choice(self, "task_loss", TASK_LOSSES)
         require_at_least(self, 1, "model_members")
+        require_at_least(self, 0, "fresh_runs")
         env = make_env(self.env)
         check_sector(env, self.goal_radius, self.train_degrees, "meta-train goals")
         check_sector(env, self.goal_radius, self.test_degrees, "meta-test goals")
@@ -174,7 +177,7 @@ class ReacherConfig(Config):
                   "start_angles=0,0", "alpha=0.0001", "eta=0.01", "meta_clip=0", "iters_max=1", "learned_rate=false",
                   "loss_hidden=400,400", "epochs=300", "batches_per_epoch=10", "refresh_every=30", "refresh_rollouts=1",
                   "model_fit_steps=2000", "model_fit_rate=0.001", "model_capacity=1000", "seeds=5", "eval_every=30", "eval_steps=20",
-                  "eval_seeds=1", "keep=final", "baseline_rates=1,10,100,1000")
+                  "eval_seeds=1", "keep=final", "baseline_rates=1,10,100,1000", "fresh_runs=10")
 
 @dataclasses.dataclass(frozen=True)
 class MBRLTask:
@@ -309,9 +312,10 @@ class PaperMBRLTask(MBRLTask):
     theta0: object = None
     train_goal: jnp.ndarray = None
     test_goal: jnp.ndarray = None
+    fresh_starts: bool = False  # start from fresh random policies instead (the "why" figure)
 
     def start(self, key):
-        return self.theta0
+        return self.policy.init(key) if self.fresh_starts else self.theta0
 
     def system_rollout(self, theta, goal):
         return super().system_rollout(theta, self.env.target_state(goal))
@@ -333,13 +337,13 @@ class PaperMBRLTask(MBRLTask):
     def eval_problem(self, split: str, key, index, steps: int):
         goal = self.train_goal if split == "meta-train" else self.test_goal
         batches = {"goal": jnp.broadcast_to(goal, (steps, 2)), "on_model": jnp.zeros(steps)}
-        return self.theta0, batches, goal
+        return self.start(key), batches, goal
 
 
 jax.tree_util.register_dataclass(
     PaperMBRLTask, data_fields=["model_params", "buffer", "model_error", "test_goals", "theta0", "train_goal", "test_goal"],
     meta_fields=["env", "policy", "model", "horizon", "goal_radius", "train_degrees", "refresh_every",
-                 "refresh_rollouts", "fit_steps", "fit_rate", "relative_goal", "dense"])
+                 "refresh_rollouts", "fit_steps", "fit_rate", "relative_goal", "dense", "fresh_starts"])
 
 
 @functools.partial(jax.jit, static_argnames=("loss", "iters", "count"))
@@ -404,15 +408,10 @@ def mbrl_task(config: Config) -> MBRLTask:
     return task.with_data(*babbling_rollouts(env, babble_key, config.babbling_rollouts, config.horizon))
 
 
-# the authors' reacher meta-loss sees [s, u, ||s_T - goal state||] divided by this
-PAPER_LOSS_SCALE = (1.0, 1.0, 8.0, 8.0, 1.0, 1.0, 1.0)
-
-
 def meta_loss(config: Config, env=None):
     env = env or system(config)
     if config.protocol == "paper":
-        loss = PolicyMetaLoss(env.state_dim, env.action_dim, 1, config.loss_hidden, init_weights="torch",
-                              scale=PAPER_LOSS_SCALE if env.state_dim == 4 else ())
+        loss = authors_reacher_meta_loss(env.state_dim, env.action_dim, config.loss_hidden)
     else:
         loss = PolicyMetaLoss(env.feature_dim, env.action_dim, 2, config.loss_hidden)
     return LearnedRateLoss(loss) if config.learned_rate else loss
@@ -454,12 +453,23 @@ def meta_train_and_evaluate(config: Config, directory, progress: bool) -> dict:
 def run(config: Config, directory, progress: bool = True, log=print) -> dict:
     """Meta-train the loss (resumable), then Fig. 3: trajectories on meta-train and meta-test goals, and the
     final distance along meta-test training with the learned loss and with the task loss through P."""
-    from fastadapt.experiments.rl.figures import mbrl_figures
+    from fastadapt.experiments.rl.figures import fresh_start_figure, mbrl_figures
 
     directory = prepare(directory)
     out = meta_train_and_evaluate(config, directory, progress)
     curves, task, results = out["curves"], out["tasks"][0], out["results"]
     figures = mbrl_figures(directory, config, curves, out["paths"])
+    fresh = None
+    if config.protocol == "paper" and config.fresh_runs:
+        pairs = [(t, r.loss_params) for t, r in zip(out["tasks"], results)]
+        fresh = {split: fresh_start_curves(config, pairs, meta_loss(config, task.env), split,
+                                           jax.random.PRNGKey(config.seed + 98), config.fresh_runs, out["rates"])
+                 for split in task.eval_splits}
+        for split in task.eval_splits:
+            name = f"mbrl_{config.env}_{split}"
+            label = lambda curves: {"ML3": curves["ML3"], "task loss through P": curves["task loss"]}
+            figures += fresh_start_figure(directory, name, label(curves[split]), label(fresh[split]),
+                                          f"final distance to the {split} goal")
     summary = {split: final_summary(c) for split, c in curves.items()}
     along = {split: curve_mean(c) for split, c in curves.items()}
     start_distance = {split: float(np.mean(c["task loss"][:, 0])) for split, c in curves.items()}
@@ -476,6 +486,9 @@ def run(config: Config, directory, progress: bool = True, log=print) -> dict:
         "model_transitions": int(task.buffer["count"]), "outer_iterations": config.epochs * out["batches"],
         "history": histories[0] if len(histories) == 1 else histories,
     }
+    if fresh is not None:
+        metrics["fresh_starts"] = {split: {str(u): final_summary(c, u) for u in (0, 1, 2, 5, config.eval_steps)
+                                           if u <= config.eval_steps} for split, c in fresh.items()}
     if len(rates) == 1:
         metrics["baseline_rate_finals"], metrics["model_error"] = metrics["baseline_rate_finals"][0], metrics["model_error"][0]
     fmt = lambda s: f"{s['mean']:.3g} +- {s['std']:.2g}"
@@ -503,5 +516,13 @@ def run(config: Config, directory, progress: bool = True, log=print) -> dict:
         "ML3 after " + "; ".join(f"{u} update{'s' if int(u) > 1 else ''}: " + ", ".join(
             f"{split} {fmt(after[split][u]['ML3'])}" for split in task.eval_splits) for u in after[task.eval_splits[0]]) + ".",
     ]
+    if fresh is not None:
+        updates = list(metrics["fresh_starts"][task.eval_splits[0]])
+        body += ["", f"The same losses and the task loss through P from {config.fresh_runs} fresh random policies per "
+                 "seed instead of the one they were meta-trained from (figures fresh_starts_*.png): final distance "
+                 "after " + ", ".join(updates) + " updates, ML3 | task loss through P:", "",
+                 markdown_table(["goal", *[f"after {u}" for u in updates]],
+                                [[split, *[f"{fmt(v['ML3'])} / {v['task loss']:.3g}" for v in metrics["fresh_starts"][split].values()]]
+                                 for split in task.eval_splits])]
     title = f"ML3 for model-based RL: {'PointmassGoal' if config.env == 'pointmass' else 'ReacherGoal'} (Fig. 3)"
     return finish(directory, title, metrics, body, figures, log)

@@ -61,7 +61,7 @@ from fastadapt.validation import require_at_least, require_choice, require_nonem
 from fastadapt.losses.regression import LearnedRateLoss
 from fastadapt.meta.algorithm import learning_curve
 from fastadapt.meta.trainer import TrainerConfig
-from fastadapt.meta.evaluation import SHAPED_LOSSES, shaped_and_unshaped
+from fastadapt.meta.evaluation import SHAPED_LOSSES, fresh_start_curves, shaped_and_unshaped
 from fastadapt.rl.ilqr import Problem, ilqr
 from fastadapt.rl.mountain_car import ClampedLinearPolicy, FrictionMountainCar, LinearPolicy, MountainCar
 from fastadapt.losses.policy import ModelTaskLoss, PolicyMetaLoss
@@ -109,6 +109,8 @@ class Config(TrainerConfig):
     baseline_rates: tuple[float, ...] = (1.0, 10.0, 100.0, 1000.0)  # the task loss's rates (x alpha) tried
     shown_updates: int = 0  # the trajectories figure shows policies after this many updates (0: eval_steps)
     ilqr_iterations: int = 30  # iLQR iterations of the expert that the task loss uses
+    # paper protocol: also train from this many fresh random policies per seed (the "why" figure; 0: not)
+    fresh_runs: int = 0
 
     def __post_init__(self):
         object.__setattr__(self, "loss_hidden", tuple(int(h) for h in self.loss_hidden))
@@ -120,7 +122,7 @@ class Config(TrainerConfig):
         require_nonempty(self, "baseline_rates")
         require_positive_rates(self, "baseline_rates")
         require_at_least(self, 2, "horizon")
-        require_at_least(self, 0, "shown_updates")
+        require_at_least(self, 0, "shown_updates", "fresh_runs")
         for name in ("start_position", "goal_position", "intermediate_position"):
             value = getattr(self, name)
             if not -1.2 <= value <= 0.6:
@@ -141,7 +143,8 @@ PAPER_KEYS = ("protocol=paper", "horizon=35", "action_repeat=1", "start_position
               "intermediate_position=-0.947", "goal_velocity=1.0375", "intermediate_velocity=-0.0055",
               "shaped_states=15", "alpha=0.001", "eta=0.001", "meta_optimizer=adam", "meta_clip=0", "iters_max=1",
               "loss_hidden=400,400", "loss_init=torch", "learned_rate=false", "epochs=100", "batches_per_epoch=10",
-              "seeds=5", "eval_every=10", "eval_steps=20", "eval_seeds=1", "keep=final", "shown_updates=2")
+              "seeds=5", "eval_every=10", "eval_steps=20", "eval_seeds=1", "keep=final", "shown_updates=2",
+              "fresh_runs=10")
 
 
 def quick(config: Config) -> Config:
@@ -220,9 +223,10 @@ class FixedStartMountainCarTask(MountainCarTask):
 
     theta0: dict = None
     shaped_states: int = 15
+    fresh_starts: bool = False  # start from fresh random policies instead (the "why" figure)
 
     def start(self, key):
-        return self.theta0
+        return self.policy.init(key) if self.fresh_starts else self.theta0
 
     def unshaped_loss(self, states):
         return jnp.linalg.norm(states - self.goal)
@@ -247,7 +251,7 @@ class FixedStartMountainCarTask(MountainCarTask):
 
 jax.tree_util.register_dataclass(FixedStartMountainCarTask,
                                  data_fields=["start_state", "goal", "intermediate", "shaped", "theta0"],
-                                 meta_fields=["car", "policy", "horizon", "shaped_states"])
+                                 meta_fields=["car", "policy", "horizon", "shaped_states", "fresh_starts"])
 
 
 def initial_policy(config: Config, seed: int):
@@ -346,9 +350,23 @@ def summarise(curves: dict, updates: int) -> dict:
     return out
 
 
+def fresh_starts(config: Config, out: dict) -> dict:
+    """The paper protocol's learned losses (each seed's) and the task loss at alpha, trained from
+    ``fresh_runs`` fresh random policies per seed instead of the seed's theta_0 (on its car and goal):
+    curves {name: [seeds, runs, steps + 1] or, for the task loss, [seeds x runs, steps + 1]}."""
+    key = jax.random.PRNGKey(config.seed + 98)
+    fresh = {}
+    for name in SHAPED_LOSSES:
+        curves = fresh_start_curves(config, list(zip(out["tasks"], out["seed_params"][name])), meta_loss(config),
+                                    "meta-test", key, config.fresh_runs, config.alpha)
+        fresh[name], fresh["task loss"] = curves["ML3"], curves["task loss"]
+    return fresh
+
+
 def run(config: Config, directory, progress: bool = True, log=print) -> dict:
-    """Meta-train the shaped and the unshaped loss (resumable), then Fig. 6 a and b."""
-    from fastadapt.experiments.rl.figures import mountain_car_figures
+    """Meta-train the shaped and the unshaped loss (resumable), then Fig. 6 a and b (and, on the paper
+    protocol, the same losses from fresh policies: :func:`fresh_starts`)."""
+    from fastadapt.experiments.rl.figures import fresh_start_figure, mountain_car_figures
 
     directory = prepare(directory)
     out = meta_train_both(config, directory, progress)
@@ -375,11 +393,17 @@ def run(config: Config, directory, progress: bool = True, log=print) -> dict:
              for n, v in summary.items()}
     final["iLQR"] = ilqr_finals[-1]
     figures = mountain_car_figures(directory, config, curves, ilqr_finals, positions, shown)
+    fresh = fresh_starts(config, out) if config.protocol == "paper" and config.fresh_runs else None
+    if fresh is not None:
+        fixed = {n: curves[n] for n in (*SHAPED_LOSSES, "task loss")}
+        figures += fresh_start_figure(directory, "mountain_car", fixed, fresh, "final distance to the goal")
     metrics = {"protocol": config.protocol, "final_distance": final,
                "solved_fraction": {n: summary[n]["solved"] for n in SHAPED_LOSSES},
                "by_updates": by_updates, "task_loss_rates": {f"{r:g}": v for r, v in rate_finals.items()},
                "task_loss_best_rate": best_rate,
                "ilqr_final_distance": ilqr_finals, "outer_iterations": config.epochs * out["batches"]}
+    if fresh is not None:
+        metrics["fresh_starts"] = {str(u): summarise(fresh, u) for u in updates}
     methods = (*SHAPED_LOSSES, "task loss", TUNED)
     fmt = lambda s: f"{s['mean']:.3g} +- {s['std']:.2g} ({s['solved']:.0%})"
     label = lambda n: f"task loss at its best rate, {best_rate:g} (upper bound)" if n == TUNED else n
@@ -406,5 +430,12 @@ def run(config: Config, directory, progress: bool = True, log=print) -> dict:
         markdown_table(["method", *["at the start" if u == 0 else f"after {u} update{'s' if u > 1 else ''}"
                                     for u in updates]], rows),
     ]
+    if fresh is not None:
+        body += ["", f"The same losses from {config.fresh_runs} fresh random policies per seed instead of the one they "
+                 "were meta-trained from (figure fresh_starts_mountain_car.png):", "",
+                 markdown_table(["method", *["at the start" if u == 0 else f"after {u} update{'s' if u > 1 else ''}"
+                                             for u in updates]],
+                                [[n, *[fmt(metrics["fresh_starts"][str(u)][n]) for u in updates]]
+                                 for n in (*SHAPED_LOSSES, "task loss")])]
     return finish(directory, f"ML3 shaping with intermediate goals: MountainCar (Fig. 6 a, b), protocol={config.protocol}",
                   metrics, body, figures, log)
