@@ -133,3 +133,11 @@ def fresh_start_curves(config, pairs, loss, split: str, key, runs: int, rates) -
         ml3.append(trainer.curves(loss, params, split, key))
         task_loss.append(trainer.curves(task.baseline_loss, {}, split, key, rate))
     return {"ML3": np.stack(ml3), "task loss": np.concatenate(task_loss)}
+
+
+def stack_seed_curves(runs: list) -> dict:
+    """:func:`evaluate_policies`' curves of one run per seed ({split: {"ML3": [1, runs, steps + 1], "task
+    loss": [runs, steps + 1]}} each), stacked as if the seeds had run side by side: ML3 [seeds, runs,
+    steps + 1], the task loss [seeds x runs, steps + 1]."""
+    return {split: {name: np.concatenate([c[split][name] for c in runs]) for name in ("ML3", "task loss")}
+            for split in runs[0]}

@@ -49,7 +49,7 @@ from fastadapt.rl.envs import ReacherGoal, check_goals, check_sector, sector_goa
 from fastadapt.rl.ilqr import Problem, ilqr, trajectory
 from fastadapt.losses.policy import ModelTaskLoss, PolicyMetaLoss, authors_reacher_meta_loss
 from fastadapt.losses.regression import LearnedRateLoss
-from fastadapt.meta.evaluation import evaluate_policies, final_summary, fresh_start_curves
+from fastadapt.meta.evaluation import evaluate_policies, final_summary, fresh_start_curves, stack_seed_curves
 from fastadapt.rl.rollout import ClampedGoalPolicy, GoalPolicy, rollout
 
 
@@ -169,6 +169,10 @@ class DemoTask:
         actions = self.policy.apply(theta, self.expert_states[index, :-1], self.policy_goal(self.train_goals[index]))
         return jnp.mean(jnp.sum(jnp.square(actions - self.expert_controls[index]), -1))
 
+    def all_demos_error(self, theta):
+        """The cloning error averaged over every demonstration (the baseline's loss)."""
+        return jnp.mean(jax.vmap(functools.partial(self.cloning_error, theta))(jnp.arange(self.train_goals.shape[0])))
+
     def distance(self, state, goal):
         return jnp.sqrt(jnp.sum(jnp.square(self.env.position(state) - goal)) + 1e-12)
 
@@ -185,8 +189,7 @@ class DemoTask:
         goal = batch["goal"]
         states = jax.lax.stop_gradient(self.system_rollout(theta, goal)[0][:-1])
         actions = self.policy.apply(theta, states, goal)
-        all_demos = jnp.mean(jax.vmap(functools.partial(self.cloning_error, theta))(jnp.arange(self.train_goals.shape[0])))
-        extra = {"states": self.env.features(states), "bc_loss": all_demos}
+        extra = {"states": self.env.features(states), "bc_loss": self.all_demos_error(theta)}
         return actions, goal - self.env.position(states), extra
 
     def task_loss(self, theta, batch):
@@ -230,9 +233,8 @@ class PaperDemoTask(DemoTask):
         target = self.policy_goal(goal)
         states = jax.lax.stop_gradient(self.system_rollout(theta, goal)[0])
         actions = self.policy.apply(theta, states[:-1], target)
-        all_demos = jnp.mean(jax.vmap(functools.partial(self.cloning_error, theta))(jnp.arange(self.train_goals.shape[0])))
         final = jnp.linalg.norm(states[-1] - target)[None]
-        return actions, final, {"states": states[:-1], "bc_loss": all_demos}
+        return actions, final, {"states": states[:-1], "bc_loss": self.all_demos_error(theta)}
 
 
 jax.tree_util.register_dataclass(PaperDemoTask,
@@ -279,9 +281,7 @@ def meta_train_and_evaluate(config: Config, directory, progress: bool) -> dict:
         for name, value in (("tasks", task), ("results", result), ("rates", rate), ("rate_finals", rate_finals),
                             ("curves", curves), ("paths", paths)):
             out[name].append(value)
-    out["curves"] = {split: {name: np.concatenate([c[split][name] for c in out["curves"]])
-                             for name in ("ML3", "task loss")} for split in out["curves"][0]}
-    out["paths"] = out["paths"][0]
+    out["curves"], out["paths"] = stack_seed_curves(out["curves"]), out["paths"][0]
     return out
 
 

@@ -68,7 +68,8 @@ from fastadapt.validation import require_at_least, require_choice, require_posit
 from fastadapt.losses.regression import LearnedRateLoss
 from fastadapt.meta.algorithm import inner_step
 from fastadapt.meta.trainer import MetaTrainer, TrainerConfig
-from fastadapt.meta.evaluation import evaluate_policies, final_summary, fresh_start_curves, meta_train_evaluations
+from fastadapt.meta.evaluation import (evaluate_policies, final_summary, fresh_start_curves, meta_train_evaluations,
+                                       stack_seed_curves)
 from fastadapt.rl.envs import GoalError, check_goals, check_sector, make_env, sector_goals
 from fastadapt.losses.policy import ModelTaskLoss, PolicyMetaLoss, authors_reacher_meta_loss
 from fastadapt.rl.rollout import (ClampedGoalPolicy, DynamicsModel, GoalPolicy, add_transitions, empty_buffer, fit_model,
@@ -444,9 +445,7 @@ def meta_train_and_evaluate(config: Config, directory, progress: bool) -> dict:
                             ("curves", curves), ("paths", paths)):
             out[name].append(value)
     out["batches"] = trainer.num_batches
-    out["curves"] = {split: {name: np.concatenate([c[split][name] for c in out["curves"]])
-                             for name in ("ML3", "task loss")} for split in out["curves"][0]}
-    out["paths"] = out["paths"][0]
+    out["curves"], out["paths"] = stack_seed_curves(out["curves"]), out["paths"][0]
     return out
 
 
