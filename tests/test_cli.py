@@ -59,13 +59,18 @@ def test_data_commands(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_quick_demo_end_to_end(tmp_path):
+def test_quick_demo_end_to_end(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["demo", "--quick", "--no-progress", "--out", str(out)]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     scratch = metrics["online"]["from scratch"]
     assert set(scratch) >= {"structured", "state-dependent", "mlp", "pretrained, not adapted"}
     assert all(len(v["phases"]) == 5 for v in scratch.values())
+    anchors = metrics["relative_to_baselines"]["best_anchor"]
+    assert anchors["from scratch"] in scratch and anchors["pretrained"].startswith("pretrained + ")
+    assert any(n.startswith("rls, 50 random features") for n in scratch) and any(n.startswith("linear rls") for n in scratch)
+    assert any(n.startswith("pretrained + residual rls") for n in metrics["online"]["pretrained"])
+    assert len(metrics["rate_grids"]["rls-50-meta-train"]) == 2  # --quick: one length scale x two forgetting factors
     for name in metrics["figures"]:
         assert (out / name).stat().st_size > 10_000
     assert "| state-dependent |" in (out / "report.md").read_text()
@@ -73,5 +78,8 @@ def test_quick_demo_end_to_end(tmp_path):
     assert main(["demo", "--quick", "--no-progress", "--out", str(out)]) == 0
     # a loss trained there drives the adapt command and the control-loop Adapter
     loss_file = out / "losses" / "state-dependent" / "loss.npz"
+    capsys.readouterr()
     assert main(["adapt", "--loss", str(loss_file), "--stream", str(out / "data" / "pick_place_trial0.npz"),
-                 "seeds=2"]) == 0
+                 "seeds=2", "rls.features=20"]) == 0
+    table = capsys.readouterr().out
+    assert "| rls, 20 random features (length scale" in table and "| linear rls (forgetting" in table

@@ -21,15 +21,23 @@ def test_relative_to_baselines_by_hand():
         "from scratch": {
             "mse, sgd best (0.1)": entry(2.0, 2.0), "mse, adam best (0.01)": entry(1.0, 3.0),
             "structured": entry(1.0, 1.0), "structured + MetaGD": entry(0.5, 1.5), "mse, sgd 0.001": entry(9.0, 9.0),
-            "pretrained, not adapted": entry(50.0, 50.0),
+            "pretrained, not adapted": entry(50.0, 50.0), "mse, sgd tuned on meta-train (0.03)": entry(3.0, 3.0),
+            "rls, 9 random features": entry(1.5, 2.5),
         },
         "pretrained": {
             "pretrained, not adapted": entry(4.0, 4.0), "pretrained + sgd best (0.03)": entry(1.0, 1.0),
             "pretrained + adam best (0.001)": entry(2.0, 2.0), "pretrained + structured (0.001)": entry(0.5, 1.0),
             "pretrained + structured (validated 0.0001)": entry(2.0, 2.0),
+            "pretrained + residual rls": entry(0.8, 1.2),
         },
     }
-    relative = relative_to_baselines(summary, ["structured"])
+    anchors = {"from scratch": ["mse, sgd tuned on meta-train (0.03)", "rls, 9 random features"],
+               "pretrained": ["pretrained + residual rls"]}
+    relative = relative_to_baselines(summary, ["structured"], anchors)
+    assert relative["best_anchor"] == {"from scratch": "rls, 9 random features", "pretrained": "pretrained + residual rls"}
+    assert relative["from scratch"]["structured"]["vs_best_anchor"]["ratio"] == 0.5  # 1.0 / 2.0
+    assert relative["from scratch"]["structured"]["vs_best_anchor"]["seed_std"] == pytest.approx(np.std([1 / 1.5, 1 / 2.5]))
+    assert relative["pretrained"]["pretrained + structured (0.001)"]["vs_best_anchor"]["ratio"] == 0.75
     scratch = relative["from scratch"]["structured"]
     assert scratch["vs_best_sgd"] == 0.5 and scratch["vs_best_adam"] == 0.5  # SGD and Adam tie at 2.0
     metagd = relative["from scratch"]["structured + MetaGD"]["vs_best_tuned"]
@@ -41,7 +49,7 @@ def test_relative_to_baselines_by_hand():
     assert best["from scratch"]["method"] == "structured"  # equal means: the first kept, never a baseline
     assert best["pretrained"]["method"] == "pretrained + structured (0.001)"
     summary["from scratch"]["structured"] = entry(np.nan, 1.0)  # a diverged run is inf, not NaN
-    diverged = relative_to_baselines(summary, ["structured"])["from scratch"]["structured"]["vs_best_tuned"]
+    diverged = relative_to_baselines(summary, ["structured"], anchors)["from scratch"]["structured"]["vs_best_tuned"]
     assert diverged["seed_std"] == float("inf")
 
 
@@ -167,7 +175,9 @@ def test_the_fig5_stream_records_each_batchs_error_before_the_step_on_it():
             np.testing.assert_allclose(got[trajectory, 1, k], mse(theta, x, y), rtol=1e-4)
             theta = jax.tree_util.tree_map(lambda p, g: p - 0.05 * g, theta, jax.grad(mse)(theta, x, y))
     assert summary["batches"] == 6 and summary["trajectories"] == 2
-    assert set(summary["rates"]) == {"sgd", "adam", "sgd, upper bound"}
+    assert set(summary["rates"]) == {"sgd", "adam", "rls", "sgd, upper bound"}
+    rls = [name for name in summary["methods"] if name.startswith("rls, ") and name.endswith("tuned on meta-train")]
+    assert len(rls) == 1 and summary["rates"]["rls"]["features"] == 200
     fair = summary["methods"][f"mse, sgd tuned on meta-train ({summary['rates']['sgd']:g})"]
     assert fair["vs_sgd_tuned_on_meta_train"] == pytest.approx(1.0)
     assert any(name.endswith("upper bound)") for name in summary["methods"])

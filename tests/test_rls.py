@@ -64,3 +64,86 @@ def test_features_approximate_the_rbf_kernel_and_bad_settings_are_refused():
         fourier_features(jax.random.PRNGKey(0), 2, 10, 0)
     with pytest.raises(ValueError, match="reg must be positive, got -1"):
         rls_init(3, 1, -1)
+
+
+def test_online_scores_are_taken_before_each_update_and_residuals_add_the_base():
+    """rls_online_scores against a hand-written loop: score batch k with W_k, then update with batch k;
+    with a base model, the prediction is base + phi W and the update's target y - base."""
+    from fastadapt.adapt.rls import RLSConfig, rls_online_scores, seed_features
+    from fastadapt.data.batches import Samples
+
+    rng = np.random.default_rng(3)
+    x, y = rng.normal(size=(12, 5, 3)), rng.normal(size=(12, 5, 2))
+    base = rng.normal(size=(2, 12, 5, 2))
+    config = RLSConfig(features=16, length_scale=1.5, forgetting=0.97, reg=0.5)
+    scores = rls_online_scores(config, Samples(x, y), seeds=2, seed=4, base=base)
+    with enable_x64():
+        omega, phase = seed_features(config, 3, 2, 4)
+        for s in range(2):
+            features = lambda a: np.sqrt(2 / 16) * np.cos(a @ np.asarray(omega[s]) + np.asarray(phase[s]))
+            state = rls_init(16, 2, 0.5)
+            for k in range(12):
+                phi = features(x[k])
+                pred = base[s, k] + phi @ np.asarray(state.weights)
+                assert scores[s, k] == pytest.approx(np.mean((pred - y[k]) ** 2), rel=1e-10)
+                state = rls_update(state, jnp.asarray(phi), jnp.asarray(y[k] - base[s, k]), 0.97)
+    assert scores[0, 0] == pytest.approx(np.mean((base[0, 0] - y[0]) ** 2))  # W_0 = 0: the base alone
+    assert not np.allclose(scores[0], scores[1])  # one feature draw per seed
+
+
+def test_a_robot_at_rest_does_not_wind_up_the_inverse():
+    """20,000 batches of one input at lambda = 0.999: unbounded, trace(P) grows like 0.999^-n (e^20);
+    with max_trace = D / reg it stays below max_trace / lambda, and the first batch of a new motion gets
+    a bounded prediction."""
+    with enable_x64():
+        features = fourier_features(jax.random.PRNGKey(0), 2, 30, 1.0)
+        rest = features(jnp.zeros((5, 2)))
+        targets = jnp.ones((5, 1))
+
+        def settle(max_trace):
+            step = lambda state, _: (rls_update(state, rest, targets, 0.999, max_trace), None)
+            return jax.lax.scan(step, rls_init(30, 1, 1.0), None, length=20_000)[0]
+
+        wound, bounded = settle(jnp.inf), settle(30.0)
+        assert float(jnp.trace(wound.inverse)) > 1e7
+        assert float(jnp.trace(bounded.inverse)) <= 30.0 / 0.999 + 1e-9
+        assert np.all(np.linalg.eigvalsh(np.asarray(bounded.inverse)) > 0)
+        np.testing.assert_allclose(np.asarray(rls_predict(bounded, rest)), 1.0, atol=1e-4)
+        moving = features(jnp.asarray(np.random.default_rng(0).normal(size=(5, 2))))
+        after = rls_update(bounded, moving, jnp.zeros((5, 1)), 0.999, 30.0)
+        assert np.abs(np.asarray(rls_predict(after, moving))).max() < 2.0
+
+
+def test_rls_settings_are_checked():
+    from fastadapt.adapt.rls import RLSConfig
+
+    assert "linear rls" in RLSConfig(features=0).label
+    for kwargs, message in (({"forgetting": 0.0}, "RLS forgetting must lie in \\(0, 1\\], got 0.0"),
+                            ({"forgetting": 1.5}, "RLS forgetting must lie in \\(0, 1\\], got 1.5"),
+                            ({"reg": float("nan")}, "RLS reg must be a finite number > 0, got nan"),
+                            ({"features": -2}, "RLS features must be an integer >= 0, got -2")):
+        with pytest.raises(ValueError, match=message):
+            RLSConfig(**kwargs)
+
+
+def test_residual_rls_learns_on_top_of_each_seeds_pretrained_model():
+    """rls_scores with a pretrained model: seed s predicts f_s(x) + phi_s W (the first ``seeds`` models
+    of a larger set), so with no data yet (batch 0) the score is the pretrained model's own error."""
+    from fastadapt.adapt.online import initial_models, rls_scores
+    from fastadapt.adapt.rls import RLSConfig
+    from fastadapt.data.batches import Samples, Stream
+    from fastadapt.models.mlp import InverseDynamicsMLP
+
+    rng = np.random.default_rng(5)
+    model = InverseDynamicsMLP(2, hidden=(8,))
+    pretrained = initial_models(model, 3, 1)
+    x, y = rng.normal(size=(6, 5, 6)).astype(np.float32), rng.normal(size=(6, 5, 2)).astype(np.float32)
+    stream = Stream(Samples(jnp.asarray(x), jnp.asarray(y)), np.zeros(6, int), ("all",))
+    scores = rls_scores(RLSConfig(features=10), [stream], 2, 0, model, pretrained)
+    assert scores.shape == (1, 2, 6)
+    for s in range(2):
+        theta = jax.tree_util.tree_map(lambda leaf: leaf[s], pretrained)
+        own = np.mean((np.asarray(model.apply(theta, jnp.asarray(x[0]))) - y[0]) ** 2)
+        assert scores[0, s, 0] == pytest.approx(own, rel=1e-5)
+    scratch = rls_scores(RLSConfig(features=10), [stream], 2, 0)
+    assert scratch[0, 0, 0] == pytest.approx(np.mean(y[0] ** 2), rel=1e-6) and not np.allclose(scratch, scores)

@@ -5,16 +5,24 @@ one pretrained offline on the meta-train data). Each method runs on each trial's
 seeds (under vmap): at each batch of 5 consecutive samples the MSE is recorded before the model takes one
 step (:func:`fastadapt.optim.loops.run_updates`). The Table I summary gives, per phase, the mean and
 std over trials x seeds of the phase's mean online MSE.
+
+The classical anchors (issue 27) are scored the same way: recursive least squares on random Fourier
+features, linear RLS, and RLS on the residual of a pretrained model (:mod:`fastadapt.adapt.rls`), one
+feature draw per model seed. Their settings (length scale, forgetting, ridge) come from a grid scored on
+a stream of meta-train data (:func:`tune_rls`), as the baselines' rates do in :func:`best_rate`; the
+number of features is their compute budget (``rls_features``), not tuned.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from typing import Sequence
 
 import jax
 import numpy as np
 
+from fastadapt.adapt.rls import RLSConfig, rls_online_scores
 from fastadapt.optim.pretrain import pretrain
 from fastadapt.optim.loops import run_transform, run_updates, score_without_updates
 from fastadapt.data.batches import Samples, Stream
@@ -42,14 +50,32 @@ class OnlineConfig:
     # also step each learned loss by the learning-rate memory (MetaGD: one memory per layer, M = 200,
     # memory rate 0.005, clip 1, every local rate starting at alpha), from a random model
     memory: bool = False
+    # the RLS anchors (recursive least squares, fastadapt.adapt.rls): random Fourier features (their compute
+    # budget), and the grid of settings chosen on a stream of meta-train data, as the baselines' rates are
+    rls_features: int = 200
+    rls_length_scales: tuple[float, ...] = (2.0, 4.0, 8.0)  # RBF length scales, normalised input units
+    rls_forgetting: tuple[float, ...] = (0.998, 0.999, 1.0)  # forgetting factors lambda in (0, 1]
+    rls_regs: tuple[float, ...] = (0.1, 1.0)  # ridge (prior precision) of the weights
+    rls_tuning_seeds: int = 2  # feature draws scoring each RLS setting on meta-train data (their spread is ~1%)
     seed: int = 0  # random seed of the models' initialisation
 
     def __post_init__(self):
         require_at_least(self, 1, "batch_size", "seeds", "pretrain_steps", "pretrain_batch")
         require_at_least(self, 0, "seed")
         require_positive_rates(self, *(["alpha"] if self.alpha is not None else []), "sgd_rates", "sgd_grid", "adam_grid",
-                               "pretrain_rate", "warm_rate_scales")
-        require_nonempty(self, "sgd_grid", "adam_grid", "warm_rate_scales")
+                               "pretrain_rate", "warm_rate_scales", "rls_length_scales", "rls_regs")
+        require_nonempty(self, "sgd_grid", "adam_grid", "warm_rate_scales", "rls_length_scales", "rls_forgetting",
+                         "rls_regs")
+        require_at_least(self, 1, "rls_features", "rls_tuning_seeds")
+        for value in self.rls_forgetting:
+            if not (isinstance(value, (int, float)) and 0 < value <= 1):
+                raise ValueError(f"config field 'rls_forgetting' must lie in (0, 1], got {self.rls_forgetting!r}")
+
+    def rls_grid(self, features: int) -> list[RLSConfig]:
+        """Every RLS setting searched with ``features`` random features (0: linear, no length scale)."""
+        scales = self.rls_length_scales if features else (1.0,)
+        return [RLSConfig(features, scale, forgetting, reg)
+                for scale, forgetting, reg in itertools.product(scales, self.rls_forgetting, self.rls_regs)]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,6 +136,28 @@ def best_rate(model, make_method, rates, starts, streams) -> tuple[float, np.nda
     by_rate = {rate: overall(s) for rate, s in results.items()}
     best = min(by_rate, key=by_rate.get)
     return best, results[best], by_rate
+
+
+def rls_scores(config: RLSConfig, streams: Sequence[Stream], seeds: int, seed: int, model=None,
+               pretrained=None) -> np.ndarray:
+    """Online MSE of RLS before each update, [trials, seeds, batches] like :func:`online_scores`; with
+    ``model`` and ``pretrained`` (params [seeds]) RLS learns the residual of each seed's pretrained model."""
+    per_trial = []
+    for stream in streams:
+        base = None
+        if pretrained is not None:  # the first ``seeds`` pretrained models, one per feature draw
+            first = jax.tree_util.tree_map(lambda leaf: leaf[:seeds], pretrained)
+            base = jax.vmap(model.apply, in_axes=(0, None))(first, stream.batches.x)
+        per_trial.append(rls_online_scores(config, stream.batches, seeds, seed, base))
+    return np.stack(per_trial)
+
+
+def tune_rls(configs: Sequence[RLSConfig], streams, seeds: int, seed: int, model=None, pretrained=None):
+    """The RLS setting of ``configs`` with the lowest mean online MSE on ``streams`` (meta-train data, never
+    the evaluation stream): (best, {label: overall})."""
+    by_label = {c.label: overall(rls_scores(c, streams, seeds, seed, model, pretrained)) for c in configs}
+    best = min(configs, key=lambda c: by_label[c.label])
+    return best, by_label
 
 
 def phase_table(scores: np.ndarray, stream: Stream) -> dict[str, dict[str, float]]:

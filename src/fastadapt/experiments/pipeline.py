@@ -30,7 +30,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from fastadapt.adapt.online import (
-    Method, OnlineConfig, best_rate, initial_models, online_scores, overall, phase_table, pretrain_models,
+    Method, OnlineConfig, best_rate, initial_models, online_scores, overall, phase_table, pretrain_models, rls_scores,
+    tune_rls,
 )
 from fastadapt.optim.pretrain import pretrain
 from fastadapt.checkpoint import load_pytree, save_pytree, write_json
@@ -108,7 +109,8 @@ QUICK = dict(
     trials=(0,), sine_duration=5.0, phase_duration=1.5,
     meta=InverseDynamicsConfig(epochs=3, eval_every=1, eval_steps=50, eval_seeds=2, batches_per_epoch=20),
     online=OnlineConfig(seeds=2, sgd_grid=(1e-3, 1e-2, 1e-1), adam_grid=(1e-3, 1e-2), pretrain_steps=300,
-                        warm_rate_scales=(1.0, 0.1)),
+                        warm_rate_scales=(1.0, 0.1), rls_features=50, rls_length_scales=(4.0,),
+                        rls_forgetting=(0.999, 1.0), rls_regs=(1.0,)),
 )
 
 
@@ -247,19 +249,27 @@ def warm_start_validation(config: PipelineConfig, model, train, normalizer):
     return starts, [sequential_stream(held, normalizer, oc.batch_size)]
 
 
-def online_methods(config: PipelineConfig, model, results, streams, starts, pretrained, validation=None):
-    """Run every method of the online comparison; returns {protocol: {method: scores}}, the grids and
-    the warm-start rates chosen on ``validation`` (see :func:`warm_start_validation`).
+def online_methods(config: PipelineConfig, model, results, streams, starts, pretrained, validation, tuning):
+    """Run every method of the online comparison; returns {protocol: {method: scores}}, the grids, the
+    warm-start rates chosen on ``validation`` (see :func:`warm_start_validation`) and the anchors'
+    names per protocol.
+
+    The anchors (the fair baselines, the headline) have every setting chosen on meta-train data:
+    from a random model, SGD and Adam on MSE with rates tuned on ``tuning`` (the meta-train trajectories
+    played as a stream from the same random models), RLS on random Fourier features and linear RLS tuned
+    there too; from a pretrained model, pretrained + SGD / Adam and RLS on the pretrained model's
+    residual, tuned on ``validation``. SGD and Adam with rates tuned on the evaluation stream itself
+    ("best") stay beside them as upper bounds.
 
     In the practitioner's protocol each learned loss runs twice: at the meta-training rate alpha, and at
     alpha * s with s in ``warm_rate_scales`` chosen by the lowest mean online MSE on the validation
     stream (the meta-objective looks one step ahead and favours rates too large for a model that is
-    already good; the choice never sees the evaluation stream). The MSE baselines' rates are instead
-    tuned on the evaluation stream itself, the setting most favourable to them."""
+    already good; the choice never sees the evaluation stream)."""
     joints = model.num_joints
     mse = make_loss("mse", joints)
     oc = config.online
     scratch, practitioner, grids = {}, {}, {}
+    anchors = {"from scratch": [], "pretrained": []}
 
     def sgd(rate, start="random"):
         return Method(f"mse sgd {rate:g}", mse, {}, "sgd", rate, start)
@@ -267,8 +277,19 @@ def online_methods(config: PipelineConfig, model, results, streams, starts, pret
     def adam(rate, start="random"):
         return Method(f"mse adam {rate:g}", mse, {}, "adam", rate, start)
 
+    def anchor(protocol, methods, name, scores):
+        methods[name] = scores
+        anchors[protocol].append(name)
+
     for rate in oc.sgd_rates:
         scratch[f"mse, sgd {rate:g}"] = online_scores(model, sgd(rate), starts, streams)
+    for kind, make, grid in (("sgd", sgd, oc.sgd_grid), ("adam", adam, oc.adam_grid)):
+        rate, _, grids[f"{kind}-meta-train"] = best_rate(model, make, grid, starts, tuning)
+        anchor("from scratch", scratch, f"mse, {kind} tuned on meta-train ({rate:g})",
+               online_scores(model, make(rate), starts, streams))
+    for features in (oc.rls_features, 0):
+        chosen, grids[f"rls-{features}-meta-train"] = tune_rls(oc.rls_grid(features), tuning, oc.rls_tuning_seeds, oc.seed)
+        anchor("from scratch", scratch, chosen.label, rls_scores(chosen, streams, oc.seeds, oc.seed))
     rate, scores, by_rate = best_rate(model, sgd, oc.sgd_grid, starts, streams)
     scratch[f"mse, sgd best ({rate:g})"], grids["sgd"] = scores, by_rate
     rate, scores, by_rate = best_rate(model, adam, oc.adam_grid, starts, streams)
@@ -282,6 +303,15 @@ def online_methods(config: PipelineConfig, model, results, streams, starts, pret
             scratch[f"{name} + MetaGD"] = online_scores(model, stepped, starts, streams)
 
     practitioner["pretrained, not adapted"] = online_scores(model, Method("pretrained", mse, {}, rate=0.0), pretrained, streams)
+    for kind, make, grid in (("sgd", sgd, oc.sgd_grid), ("adam", adam, oc.adam_grid)):
+        warm = lambda r: make(r, "pretrained")
+        rate, _, grids[f"{kind}-pretrained-validation"] = best_rate(model, warm, grid, *validation)
+        anchor("pretrained", practitioner, f"pretrained + {kind} tuned on meta-train ({rate:g})",
+               online_scores(model, warm(rate), pretrained, streams))
+    chosen, grids["rls-residual-validation"] = tune_rls(oc.rls_grid(oc.rls_features), validation[1], oc.rls_tuning_seeds,
+                                                        oc.seed, model, validation[0])
+    anchor("pretrained", practitioner, f"pretrained + residual {chosen.label}",
+           rls_scores(chosen, streams, oc.seeds, oc.seed, model, pretrained))
     rate, scores, by_rate = best_rate(model, lambda r: adam(r, "pretrained"), oc.adam_grid, pretrained, streams)
     practitioner[f"pretrained + adam best ({rate:g})"], grids["adam-pretrained"] = scores, by_rate
     rate, scores, by_rate = best_rate(model, lambda r: sgd(r, "pretrained"), oc.sgd_grid, pretrained, streams)
@@ -291,13 +321,12 @@ def online_methods(config: PipelineConfig, model, results, streams, starts, pret
         alpha = loss_rate(oc, result)
         learned = lambda rate: Method(name, trained_loss(result, joints), result.loss_params, "sgd", rate, "pretrained")
         practitioner[f"pretrained + {name} ({alpha:g})"] = online_scores(model, learned(alpha), pretrained, streams)
-        if validation is not None:
-            rates = [alpha * s for s in oc.warm_rate_scales]
-            rate, _, grids[f"{name}-warm-validation"] = best_rate(model, learned, rates, *validation)
-            practitioner[f"pretrained + {name} (validated {rate:g})"] = online_scores(model, learned(rate), pretrained, streams)
-            warm_rates[name] = rate
+        rates = [alpha * s for s in oc.warm_rate_scales]
+        rate, _, grids[f"{name}-warm-validation"] = best_rate(model, learned, rates, *validation)
+        practitioner[f"pretrained + {name} (validated {rate:g})"] = online_scores(model, learned(rate), pretrained, streams)
+        warm_rates[name] = rate
     scratch["pretrained, not adapted"] = practitioner["pretrained, not adapted"]
-    return {"from scratch": scratch, "pretrained": practitioner}, grids, warm_rates
+    return {"from scratch": scratch, "pretrained": practitioner}, grids, warm_rates, anchors
 
 
 def trajectory_streams(dataset, normalizer, batch_size: int) -> list:
@@ -317,8 +346,9 @@ def sine_stream(config: PipelineConfig, model, results: dict, train, test, norma
     each played in order in batches of ``online.batch_size`` consecutive samples; at step k the MSE on
     the next batch is recorded *before* one gradient step on it. Methods: each learned loss at its rate,
     MSE with SGD at the paper's rates (``online.sgd_rates``), SGD and Adam on MSE with rates tuned on the
-    meta-train trajectories played the same way (the fair baselines), and SGD with the rate tuned on
-    these very meta-test streams (an upper bound, labelled as one). Returns (scores {method:
+    meta-train trajectories played the same way (the fair baselines), RLS on random Fourier features
+    with its settings chosen there too, and SGD with the rate tuned on these very meta-test streams (an
+    upper bound, labelled as one). Returns (scores {method:
     [trajectories, seeds, batches]}, summary for metrics.json)."""
     oc, mse = config.online, make_loss("mse", model.num_joints)
     streams = trajectory_streams(test, normalizer, oc.batch_size)
@@ -339,6 +369,9 @@ def sine_stream(config: PipelineConfig, model, results: dict, train, test, norma
     for kind, make, grid in (("sgd", sgd, oc.sgd_grid), ("adam", adam, oc.adam_grid)):
         rates[kind], _, _ = best_rate(model, make, grid, starts, tuning)
         scores[f"mse, {kind} tuned on meta-train ({rates[kind]:g})"] = online_scores(model, make(rates[kind]), starts, streams)
+    chosen, _ = tune_rls(oc.rls_grid(oc.rls_features), tuning, oc.rls_tuning_seeds, oc.seed)
+    scores[f"{chosen.label}, tuned on meta-train"] = rls_scores(chosen, streams, oc.seeds, oc.seed)
+    rates["rls"] = dataclasses.asdict(chosen)
     rates["sgd, upper bound"], best, _ = best_rate(model, sgd, oc.sgd_grid, starts, streams)
     scores[f"mse, sgd tuned on this stream ({rates['sgd, upper bound']:g}, upper bound)"] = best
     fair = scores[f"mse, sgd tuned on meta-train ({rates['sgd']:g})"]
@@ -399,12 +432,16 @@ def _ratio(method: dict, baseline: dict) -> dict:
             "seed_std": float(np.std(per_seed)) if np.all(np.isfinite(per_seed)) else float("inf")}
 
 
-def relative_to_baselines(summary: dict, learned: list[str]) -> dict:
+def relative_to_baselines(summary: dict, learned: list[str], anchors: dict) -> dict:
     """The ratios that say whether the learned losses earn their place (mean online MSE / baseline's;
     < 1 is better; ``seed_std``: the spread of that ratio over model seeds).
 
+    * ``vs_best_anchor`` (the headline, fair): over the best of the anchors, every setting of which was
+      chosen on meta-train data (``anchors[protocol]``: SGD, Adam, RLS on random features, linear RLS;
+      from a pretrained model, pretrained + SGD / Adam and RLS on its residual); ``best_anchor`` names it;
     * from scratch: each method over SGD and over Adam on MSE with rates tuned on the evaluation stream
-      (``vs_best_sgd``, ``vs_best_adam``) and over the lower of the two (``vs_best_tuned``);
+      (``vs_best_sgd``, ``vs_best_adam``) and over the lower of the two (``vs_best_tuned``): upper bounds
+      of those baselines, not a choice a user could make;
     * pretrained: each method over the better of pretrained + SGD / Adam tuned on the stream
       (``vs_best_tuned``) and over the pretrained model left alone (``vs_not_adapted``);
     * best_learned: per protocol, the learned loss (``learned`` names, any rate) with the lowest error;
@@ -419,10 +456,16 @@ def relative_to_baselines(summary: dict, learned: list[str]) -> dict:
     tuned = min(sgd, adam, key=lambda v: v["overall"])
     warm_tuned = min(best(warm, "pretrained + sgd best"), best(warm, "pretrained + adam best"), key=lambda v: v["overall"])
     alone = warm["pretrained, not adapted"]
+    best_anchor = {protocol: min(names, key=lambda n: summary[protocol][n]["overall"])
+                   for protocol, names in anchors.items()}
+    fair = {protocol: summary[protocol][name] for protocol, name in best_anchor.items()}
     result = {
-        "from scratch": {name: {"vs_best_sgd": _ratio(v, sgd)["ratio"], "vs_best_adam": _ratio(v, adam)["ratio"],
+        "best_anchor": best_anchor,
+        "from scratch": {name: {"vs_best_anchor": _ratio(v, fair["from scratch"]),
+                                "vs_best_sgd": _ratio(v, sgd)["ratio"], "vs_best_adam": _ratio(v, adam)["ratio"],
                                 "vs_best_tuned": _ratio(v, tuned)} for name, v in scratch.items()},
-        "pretrained": {name: {"vs_best_tuned": _ratio(v, warm_tuned), "vs_not_adapted": _ratio(v, alone)}
+        "pretrained": {name: {"vs_best_anchor": _ratio(v, fair["pretrained"]), "vs_best_tuned": _ratio(v, warm_tuned),
+                              "vs_not_adapted": _ratio(v, alone)}
                        for name, v in warm.items()},
     }
     ours = {"from scratch": [n for n in scratch if n in learned or n.removesuffix(" + MetaGD") in learned],
@@ -462,8 +505,9 @@ def run(config: PipelineConfig, directory, progress: bool = True, log=print, lim
     starts = initial_models(model, config.online.seeds, config.online.seed)
     pretrained, pretrain_mse = _pretrained(config, model, normalised_samples(train, normalizer), directory)
     validation = warm_start_validation(config, model, train, normalizer)
-    protocols, grids, warm_rates = online_methods(config, model, {**results, **transferred}, streams, starts,
-                                                  pretrained, validation)
+    tuning = [sequential_stream(train, normalizer, config.online.batch_size)]
+    protocols, grids, warm_rates, anchors = online_methods(config, model, {**results, **transferred}, streams, starts,
+                                                           pretrained, validation, tuning)
     summary = summarise(protocols, streams[0])
     sine_scores, sine_summary = {}, None
     if config.data != "schunk":  # Fig. 5; on the Schunk logs the meta-test logs are the stream above
@@ -471,7 +515,7 @@ def run(config: PipelineConfig, directory, progress: bool = True, log=print, lim
         sine_scores, sine_summary = sine_stream(config, model, results, train, test, normalizer, starts)
 
     log("[5/5] figures and report")
-    relative = relative_to_baselines(summary, list({**results, **transferred}))
+    relative = relative_to_baselines(summary, list({**results, **transferred}), anchors)
     figure_files = figures.pipeline_figures(
         directory, config, results, curves, protocols, streams[0], normalizer, stream_sets, relative["best_learned"],
         sine_scores, sine_summary,
@@ -487,7 +531,7 @@ def run(config: PipelineConfig, directory, progress: bool = True, log=print, lim
         **({"sine_stream": sine_summary} if sine_summary else {}),
         "loss_weights": loss_weights(results, normalizer, stream_sets,
                                      "reach" if config.data != "schunk" else stream_sets[0][0].phase),
-        "rate_grids": {k: {f"{r:g}": v for r, v in g.items()} for k, g in grids.items()},
+        "rate_grids": {k: {r if isinstance(r, str) else f"{r:g}": v for r, v in g.items()} for k, g in grids.items()},
         "warm_start_rates": warm_rates,
         **({"simulated_reality_gap": dataclasses.asdict(gap_of(config))} if config.data == "sim2real" else {}),
         "pretrain_mse_on_meta_train": np.asarray(pretrain_mse).tolist(),

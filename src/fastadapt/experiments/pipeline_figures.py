@@ -102,7 +102,7 @@ def online(directory: Path, protocols: dict, stream, dt: float, batch_size: int)
     for ax, (protocol, methods) in zip(axes, protocols.items()):
         for i, (name, scores) in enumerate(methods.items()):
             mean = scores.reshape(-1, scores.shape[-1]).mean(0)
-            style = "--" if "not adapted" in name else "-"
+            style = "--" if "not adapted" in name else ":" if "rls" in name else "-"
             ax.plot(seconds, _smooth(mean, 10), style, color=f"C{i % 10}", label=name, lw=1.2)
         bounds = np.flatnonzero(np.diff(stream.segment)) + 1
         for b in bounds:
@@ -143,13 +143,14 @@ def compared_methods(methods: dict, prefixes, best_learned: str | None) -> dict:
 def payload_changes(directory: Path, protocols: dict, best_learned: dict, stream, stream_set, dt: float,
                     batch_size: int, before: float = 1.0, after: float = 2.0) -> Path | None:
     """Online MSE against time around each payload change (from ``before`` s ahead to ``after`` s past
-    it): the best learned loss against SGD and Adam on MSE with rates tuned on the stream, per protocol;
+    it): the best learned loss against SGD and Adam on MSE with rates tuned on the stream and the RLS
+    anchors (random features from scratch, the residual of the pretrained model), per protocol;
     mean over trials x seeds with the min..max over them shaded. None if the stream has no change."""
     points = payload_change_points(stream, stream_set)
     if not points:
         return None
-    prefixes = {"from scratch": ("mse, sgd best", "mse, adam best"),
-                "pretrained": ("pretrained + sgd best", "pretrained + adam best")}
+    prefixes = {"from scratch": ("mse, sgd best", "mse, adam best", "rls,"),
+                "pretrained": ("pretrained + sgd best", "pretrained + adam best", "pretrained + residual")}
     seconds_per_batch = batch_size * dt
     lo, hi = int(round(before / seconds_per_batch)), int(round(after / seconds_per_batch))
     fig, axes = plt.subplots(len(protocols), len(points), figsize=(5.5 * len(points), 3.4 * len(protocols)),

@@ -86,23 +86,30 @@ def pipeline_report(metrics: dict, figures: list[Path]) -> str:
         for name, m in sine["methods"].items():
             out.append(f"| {name} | {m['overall']:.4g} +- {np.std(m['per_seed']):.2g} "
                        f"| {m['vs_sgd_tuned_on_meta_train']:.3g} |")
+    relative = metrics["relative_to_baselines"]
+    anchor = relative["best_anchor"]
     out += ["", "## Online adaptation from a random model (Table I format; mean and std over trials x seeds)", ""]
     out.append(phase_table_markdown(metrics["online"]["from scratch"]))
-    relative = metrics["relative_to_baselines"]
-    out += ["", "Relative to the baselines with rates tuned on this stream (mean online MSE / baseline's; < 1 is "
-            "better; +- the spread of the ratio over model seeds):", "",
-            "| method | / best SGD | / best Adam | / the better of the two |", "|---|---|---|---|"]
+    out += ["", "Relative to the baselines (mean online MSE / baseline's; < 1 is better; +- the spread of the ratio "
+            "over model seeds). **The headline is the first column**: the best anchor, every setting of which was "
+            "chosen on meta-train data (SGD and Adam on MSE, RLS on random Fourier features, linear RLS), here "
+            f"*{anchor['from scratch']}*. 'Best' SGD and Adam had their rates tuned on this very stream: upper "
+            "bounds, not a choice a user could make.", "",
+            "| method | / best anchor (fair) | / best SGD (upper bound) | / best Adam (upper bound) "
+            "| / the better of the two |", "|---|---|---|---|---|"]
     for name, r in relative["from scratch"].items():
-        out.append(f"| {name} | {r['vs_best_sgd']:.3g} | {r['vs_best_adam']:.3g} | {_ratio(r['vs_best_tuned'])} |")
+        out.append(f"| {name} | {_ratio(r['vs_best_anchor'])} | {r['vs_best_sgd']:.3g} | {r['vs_best_adam']:.3g} "
+                   f"| {_ratio(r['vs_best_tuned'])} |")
     out += ["", "## The practitioner's protocol: a pretrained model adapted online", ""]
     out.append(phase_table_markdown(metrics["online"]["pretrained"]))
-    out += ["", "| method | / the better of pretrained + SGD or Adam tuned on this stream | / pretrained, not adapted |",
-            "|---|---|---|"]
+    out += ["", f"The best anchor here (settings chosen on the meta-train validation stream): *{anchor['pretrained']}*.",
+            "", "| method | / best anchor (fair) | / the better of pretrained + SGD or Adam tuned on this stream "
+            "(upper bound) | / pretrained, not adapted |", "|---|---|---|---|"]
     for name, r in relative["pretrained"].items():
-        out.append(f"| {name} | {_ratio(r['vs_best_tuned'])} | {_ratio(r['vs_not_adapted'])} |")
+        out.append(f"| {name} | {_ratio(r['vs_best_anchor'])} | {_ratio(r['vs_best_tuned'])} | {_ratio(r['vs_not_adapted'])} |")
     for protocol, best in relative.get("best_learned", {}).items():
-        out.append(f"\nBest learned loss {protocol}: {best['method']}, {_ratio(best['vs_best_tuned'])} x the better "
-                   "tuned baseline.")
+        out.append(f"\nBest learned loss {protocol}: {best['method']}, {_ratio(best['vs_best_anchor'])} x the best "
+                   f"anchor, {_ratio(best['vs_best_tuned'])} x the better baseline tuned on the stream.")
     weights = metrics.get("loss_weights", {})
     if weights:
         out += ["", "## What the learned weights show (Fig. 7, 8)", ""]

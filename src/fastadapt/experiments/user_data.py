@@ -2,14 +2,18 @@
 (simulate, inspect, convert, import), ``fastadapt meta-train`` (one learned loss on the user's meta-train
 and meta-test files, :mod:`fastadapt.tasks.inverse_dynamics`) and ``fastadapt adapt``, here: fresh models
 adapted online on the user's stream with a trained loss and with MSE, at one rate (by default the one the
-loss file carries, the rate it was meta-trained for)."""
+loss file carries, the rate it was meta-trained for), beside the classical anchors: RLS on random Fourier
+features and linear RLS (:mod:`fastadapt.adapt.rls`). ``adapt`` sees no meta-train data, so the anchors
+run at the ``rls.*`` keys (defaults: the setting ``fastadapt run schunk`` chose on the Schunk meta-train
+logs); ``fastadapt run`` chooses them on meta-train data."""
 
 from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
 
-from fastadapt.adapt.online import Method, initial_models, online_scores, overall, phase_table
+from fastadapt.adapt.online import Method, initial_models, online_scores, overall, phase_table, rls_scores
+from fastadapt.adapt.rls import RLSConfig
 from fastadapt.data.batches import sequential_stream
 from fastadapt.data.trajectory import DataError, Dataset, concatenate
 from fastadapt.losses import make_loss
@@ -21,6 +25,8 @@ class AdaptConfig:
     batch_size: int = 5  # samples per online step
     seeds: int = 5  # fresh models adapted per method
     rate: float | None = None  # SGD rate of both the trained loss and MSE (default: the loss file's own rate alpha)
+    # the RLS anchors' setting (random Fourier features; linear RLS shares forgetting and reg); not tuned here
+    rls: RLSConfig = RLSConfig()
     seed: int = 0  # random seed of the models' initialisation
 
     def __post_init__(self):
@@ -36,8 +42,9 @@ def with_loss_rate(config: AdaptConfig, meta_config) -> AdaptConfig:
 
 
 def adapt_summary(config: AdaptConfig, meta_config, loss, loss_params, normalizer, dataset) -> dict:
-    """Fresh models adapted online on ``dataset`` with the trained loss and with MSE, at one rate:
-    {method: {"overall": mean online MSE, "phases": Table I's per-phase mean and std}}."""
+    """Fresh models adapted online on ``dataset`` with the trained loss and with MSE, at one rate, and the
+    RLS anchors at ``config.rls``: {method: {"overall": mean online MSE, "phases": Table I's per-phase
+    mean and std}}."""
     model = meta_config.model(normalizer.num_joints)
     stream = sequential_stream(dataset, normalizer, config.batch_size)
     starts = initial_models(model, config.seeds, config.seed)
@@ -46,11 +53,10 @@ def adapt_summary(config: AdaptConfig, meta_config, loss, loss_params, normalize
         f"{loss.name}, sgd {config.rate:g}": Method(loss.name, loss, loss_params, "sgd", config.rate),
         f"mse, sgd {config.rate:g}": Method("mse", mse, {}, "sgd", config.rate),
     }
-    summary = {}
-    for name, method in methods.items():
-        scores = online_scores(model, method, starts, [stream])
-        summary[name] = {"overall": overall(scores), "phases": phase_table(scores, stream)}
-    return summary
+    scores = {name: online_scores(model, method, starts, [stream]) for name, method in methods.items()}
+    for rls in (config.rls, dataclasses.replace(config.rls, features=0)):
+        scores[rls.label] = rls_scores(rls, [stream], config.seeds, config.seed)
+    return {name: {"overall": overall(s), "phases": phase_table(s, stream)} for name, s in scores.items()}
 
 
 def check_output_file(out: Path, force: bool) -> Path:
