@@ -464,6 +464,36 @@ def _adapter_cases() -> list[Case]:
     ]
 
 
+def text_file(name: str, content: str):
+    def make(w):
+        (w / name).write_text(content)
+        return w / name
+    return make
+
+
+def mat_file(name: str, **variables):
+    def make(w):
+        import scipy.io
+
+        scipy.io.savemat(w / name, variables)
+        return w / name
+    return make
+
+
+def irregular_npz(w: Path) -> Path:
+    """A data file in fastadapt's layout whose stamps jitter by +-30%."""
+    t = np.concatenate([[0.0], np.cumsum(0.01 * (1 + 0.3 * np.sin(np.arange(29) * 1.7)))])
+    q = np.stack([np.sin(t), np.cos(t)], 1)
+    return io.save(Dataset((Trajectory(t=t, q=q, qd=q, qdd=q, tau=q),)), w / "irregular.npz")
+
+
+def unordered_npz(w: Path) -> Path:
+    """Rows in no time order (as imported without a time column) with the fixture loss's joint count."""
+    q = np.random.default_rng(0).normal(size=(40, J))
+    traj = Trajectory(t=np.arange(40.0), q=q, qd=q, qdd=q, tau=q, dt=1.0, ordered=False)
+    return io.save(Dataset((traj,)), w / "unordered.npz")
+
+
 def _bag_config_sweep_cases() -> list[Case]:
     """ROS bags (written with rosbags' writers), saved configs given to --config, and sweeps."""
     from bags import write_joint_state_bag
@@ -503,6 +533,16 @@ def _bag_config_sweep_cases() -> list[Case]:
         Case("data import: --rate -1", DataError, r"--rate must be a positive number of Hz", imp(bag("b5"), "--rate", "-1")),
         Case("data import: output exists", FileExistsError, r"exists; pass --force",
              lambda fx, w: ["data", "import", str(bag("b6")(w)), str(fx["train"])]),
+        Case("data import: a csv column it does not know", DataError, r"unknown column\(s\) \['force1'\]",
+             imp(text_file("cols.csv", "t,q1,qd1,tau1,force1\n0,0,0,0,0\n"))),
+        Case("data import: a .mat without torques", DataError, r"no 'tau' found \(found: q, qd, t\)",
+             imp(mat_file("no_tau.mat", t=np.arange(10.0), q=np.zeros((10, 2)), qd=np.zeros((10, 2))))),
+        Case("data import: rows without time and without qdd", DataError, r"without time stamps, 'qdd' must be given",
+             imp(text_file("rows.csv", "q1,qd1,tau1\n0,0,0\n1,1,1\n"))),
+        Case("data inspect: irregular time stamps", DataError, r"of 29 time steps are more than 5% off the median",
+             lambda fx, w: ["data", "inspect", str(irregular_npz(w))]),
+        Case("adapt: a stream with no time order", DataError, r"its rows have no time order",
+             lambda fx, w: ["adapt", "--loss", str(fx["loss"]), "--stream", str(unordered_npz(w))]),
         Case("--config: missing file", FileNotFoundError, r"config file not found",
              lambda fx, w: ["lrmem", "rosenbrock", "--config", str(w / "none.json"), "--out", str(w / "r")]),
         Case("--config: not JSON", ConfigError, r"not a JSON config",

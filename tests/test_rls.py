@@ -145,5 +145,7 @@ def test_residual_rls_learns_on_top_of_each_seeds_pretrained_model():
         theta = jax.tree_util.tree_map(lambda leaf: leaf[s], pretrained)
         own = np.mean((np.asarray(model.apply(theta, jnp.asarray(x[0]))) - y[0]) ** 2)
         assert scores[0, s, 0] == pytest.approx(own, rel=1e-5)
+    with pytest.raises(ValueError, match="residual RLS with 4 feature draws needs as many pretrained models, got 3"):
+        rls_scores(RLSConfig(features=10), [stream], 4, 0, model, pretrained)
     scratch = rls_scores(RLSConfig(features=10), [stream], 2, 0)
     assert scratch[0, 0, 0] == pytest.approx(np.mean(y[0] ** 2), rel=1e-6) and not np.allclose(scratch, scores)

@@ -12,6 +12,7 @@
     fastadapt rl mbrl-pointmass|mbrl-reacher|... [--quick] [--out DIR] [key=value ...]
     fastadapt sweep EXPERIMENT key=v1,v2 ... [--seeds N] [--address ADDR] [--workers N] [--out DIR]
     fastadapt data import BAG OUT.npz --topic /joint_states [--joints a,b] [--effort-topic T] [--rate HZ]
+    fastadapt data import LOG.csv|LOG.mat|LOG.npz OUT.npz [--rate HZ] [--robot NAME]   arrays with named columns
     fastadapt keys [EXPERIMENT]                              every key: default, type, one line of help
 
 Every verb with a config takes ``--config runs/x/config.json`` (a saved run's config; key=value overrides
@@ -36,6 +37,12 @@ from fastadapt.experiments import registry
 from fastadapt.rundir import RunDirectory, input_files, run_identity
 
 INTERRUPTED = 130  # the shell's status for a command stopped by Ctrl-C
+
+
+def warn(lines) -> None:
+    """Warnings about the user's data: one line each on stderr; the command goes on."""
+    for line in lines:
+        print(f"fastadapt: warning: {line}", file=sys.stderr)
 
 
 def build_config(args, default, experiment=None):
@@ -103,19 +110,27 @@ def cmd_data(args) -> int:
         print(f"wrote {len(dataset)} trajectories ({dataset.num_samples} samples) to {out}")
         return 0
     if args.action == "inspect":
-        print("\n".join(user_data.describe_dataset(args.path, io.load(args.path, limits))))
+        dataset = io.load(args.path, limits)
+        print("\n".join(user_data.describe_dataset(args.path, dataset)))
+        warn(user_data.data_warnings(dataset, args.path))
         return 0
     if args.action == "import":
+        from fastadapt.data.arrays import ARRAY_SUFFIXES, import_arrays
         from fastadapt.data.rosbag import import_bag
 
         if not args.out:
-            raise ConfigError("data import needs BAG and OUT paths (OUT ending in .npz or .csv)")
+            raise ConfigError("data import needs IN and OUT paths (IN a ROS bag or a .csv/.mat/.npz; OUT ending in .npz "
+                              "or .csv)")
         out = user_data.check_output_file(Path(args.out), args.force)
-        joints = tuple(j.strip() for j in args.joints.split(",")) if args.joints is not None else None
-        dataset, notes = import_bag(args.path, args.topic, joints, args.effort_topic, args.rate, args.gap,
-                                    args.robot, limits)
+        if Path(args.path).suffix in ARRAY_SUFFIXES:
+            dataset, notes = import_arrays(args.path, args.rate, args.gap, args.robot, limits)
+        else:
+            joints = tuple(j.strip() for j in args.joints.split(",")) if args.joints is not None else None
+            dataset, notes = import_bag(args.path, args.topic, joints, args.effort_topic, args.rate, args.gap,
+                                        args.robot or "ros", limits)
         for note in notes:
             print(f"  {note}")
+        warn(user_data.data_warnings(dataset, str(out)))
         io.save(dataset, out, overwrite=args.force)
         print(f"wrote {len(dataset)} trajectories ({dataset.num_samples} samples, {dataset.num_joints} joints) to {out}")
         return 0
@@ -131,12 +146,16 @@ def cmd_data(args) -> int:
 
 
 def cmd_meta_train(args) -> int:
+    import numpy as np
+
     from fastadapt.data import io
+    from fastadapt.experiments import user_data
     from fastadapt.tasks.inverse_dynamics import InverseDynamicsConfig, inverse_dynamics_trainer
 
     config = build_config(args, InverseDynamicsConfig())
     limits = Limits.parse(args.limit)
     train, test = io.load(args.train, limits), io.load(args.test, limits)
+    warn(user_data.data_warnings(train, args.train) + user_data.data_warnings(test, args.test))
     trainer = inverse_dynamics_trainer(config, train, test)  # validates data against config before a directory is made
     inputs = input_files(train=args.train, test=args.test)
     identity = run_identity(config, inputs, "meta_train")
@@ -145,10 +164,12 @@ def cmd_meta_train(args) -> int:
         result = trainer.run(out, progress=not args.no_progress)
     h = result.history
     chosen = h["eval"][h["eval_epoch"].index(h["selected_epoch"])]
+    nm2 = float(np.mean(np.square(np.asarray(trainer.task.normalizer.y_std))))  # Nm^2 per normalised unit
+    score = lambda value: f"{value:.4g} ({value * nm2:.4g} Nm^2)"
     print(f"wrote {out / 'loss.npz'} (epoch {h['selected_epoch']}); MSE after {config.eval_steps} steps: "
-          f"meta-train {chosen['meta-train']['mean'][h['best_seed']]:.4g}, "
-          f"meta-test {chosen['meta-test']['mean'][h['best_seed']]:.4g} "
-          f"(plain MSE loss: {h['baseline']['meta-test']['mean']:.4g})")
+          f"meta-train {score(chosen['meta-train']['mean'][h['best_seed']])}, "
+          f"meta-test {score(chosen['meta-test']['mean'][h['best_seed']])} "
+          f"(plain MSE loss: {score(h['baseline']['meta-test']['mean'])})")
     return 0
 
 
@@ -156,15 +177,17 @@ def cmd_adapt(args) -> int:
     from fastadapt.checkpoint import write_json
     from fastadapt.config import config_dict
     from fastadapt.data import io
+    from fastadapt.experiments import user_data
     from fastadapt.experiments.user_data import AdaptConfig, adapt_summary, with_loss_rate
     from fastadapt.report.markdown import phase_table_markdown
-    from fastadapt.tasks.inverse_dynamics import load_loss
+    from fastadapt.tasks.inverse_dynamics import load_loss, loss_robot
 
     config = build_config(args, AdaptConfig())
     meta_config, loss, loss_params, normalizer = load_loss(args.loss)
     config = with_loss_rate(config, meta_config)  # the rate the loss was meta-trained for, which it carries
     dataset = io.load(args.stream, Limits.parse(args.limit))
     dataset.check_joints(normalizer.num_joints, f"stream {args.stream}")
+    warn(user_data.data_warnings(dataset, args.stream) + user_data.robot_warnings(loss_robot(args.loss), dataset, args.stream))
     inputs = input_files(loss=args.loss, stream=args.stream)
     identity = run_identity(config, inputs)
     with RunDirectory(Path(args.out), identity, args.force, args.argv) if args.out else contextlib.nullcontext() as out:
@@ -173,6 +196,8 @@ def cmd_adapt(args) -> int:
             write_config(out, ["adapt"], config, inputs)
             write_json(out / "metrics.json", {"config": config_dict(config), "online": summary})
     print(phase_table_markdown(summary))
+    print()
+    print(user_data.physical_table(summary))
     if out is not None:
         print(f"wrote {out / 'metrics.json'}")
     return 0
@@ -279,8 +304,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     data = sub.add_parser("data", help="simulate, inspect and convert robot data")
     data.add_argument("action", choices=["sine", "pick-place", "inspect", "convert", "import"])
-    data.add_argument("path", help="output file (sine, pick-place), input file (inspect, convert) or ROS bag (import: "
-                                   "a ROS 1 .bag file or a ROS 2 bag directory, sqlite3 or MCAP)")
+    data.add_argument("path", help="output file (sine, pick-place), input file (inspect, convert) or the log to import "
+                                   "(a ROS 1 .bag file, a ROS 2 bag directory, sqlite3 or MCAP, or arrays with named "
+                                   "columns: .csv, .mat, .npz)")
     data.add_argument("out", nargs="?", help="output file of convert and import (.npz or .csv)")
     data.add_argument("--topic", default="/joint_states", help="import: the sensor_msgs/JointState topic")
     data.add_argument("--joints", help="import: the joints to take, in this order (default: the first message's)")
@@ -288,7 +314,8 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--rate", type=float, help="import: resample to this rate in Hz (default: the median rate, "
                                                  "and only if the sampling is irregular)")
     data.add_argument("--gap", type=float, help="import: a gap longer than this (s) splits the log (default: 10 steps)")
-    data.add_argument("--robot", default="ros", help="import: the robot's name in the data file")
+    data.add_argument("--robot", help="import: the robot's name in the data file (default: the file's, else 'ros' "
+                                      "for a bag, 'robot' for arrays)")
     data.add_argument("--noise", action="store_true", help="add sensor noise to simulated data")
     data.add_argument("--force", action="store_true", help="replace an existing output file")
     limit_arg(data)

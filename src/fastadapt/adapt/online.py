@@ -24,7 +24,7 @@ import numpy as np
 
 from fastadapt.adapt.rls import RLSConfig, rls_online_scores
 from fastadapt.optim.pretrain import pretrain
-from fastadapt.optim.loops import run_transform, run_updates, score_without_updates
+from fastadapt.optim.loops import make_optimizer, run_transform, run_updates, score_without_updates
 from fastadapt.data.batches import Samples, Stream
 from fastadapt.validation import require_at_least, require_nonempty, require_positive_rates
 
@@ -123,6 +123,19 @@ def online_scores(model, method: Method, starts, streams: Sequence[Stream]) -> n
     return np.stack(per_trial)
 
 
+def joint_errors(model, method: Method, starts, streams: Sequence[Stream]) -> np.ndarray:
+    """Like :func:`online_scores`, the squared error per joint before each update: [trials, seeds,
+    batches, joints] (its mean over joints is ``online_scores``)."""
+    transform = method.optimizer if not isinstance(method.optimizer, str) else make_optimizer(
+        method.optimizer, method.rate)
+    per_trial = []
+    for stream in streams:
+        run = lambda theta: run_transform(model, method.loss, transform, method.loss_params, theta,
+                                          transform.init(theta), stream.batches, per_joint=True)[2]
+        per_trial.append(np.asarray(jax.vmap(run)(starts)))
+    return np.stack(per_trial)
+
+
 def overall(scores: np.ndarray) -> float:
     """Mean online MSE over everything; a diverged run (NaN/inf) makes it inf."""
     value = float(np.mean(scores))
@@ -139,16 +152,20 @@ def best_rate(model, make_method, rates, starts, streams) -> tuple[float, np.nda
 
 
 def rls_scores(config: RLSConfig, streams: Sequence[Stream], seeds: int, seed: int, model=None,
-               pretrained=None) -> np.ndarray:
-    """Online MSE of RLS before each update, [trials, seeds, batches] like :func:`online_scores`; with
-    ``model`` and ``pretrained`` (params [seeds]) RLS learns the residual of each seed's pretrained model."""
+               pretrained=None, per_joint: bool = False) -> np.ndarray:
+    """Online MSE of RLS before each update, [trials, seeds, batches] like :func:`online_scores` (with
+    ``per_joint``: [..., joints]); with ``model`` and ``pretrained`` (params [seeds]) RLS learns the
+    residual of each seed's pretrained model."""
     per_trial = []
     for stream in streams:
         base = None
         if pretrained is not None:  # the first ``seeds`` pretrained models, one per feature draw
+            count = jax.tree_util.tree_leaves(pretrained)[0].shape[0]
+            if count < seeds:
+                raise ValueError(f"residual RLS with {seeds} feature draws needs as many pretrained models, got {count}")
             first = jax.tree_util.tree_map(lambda leaf: leaf[:seeds], pretrained)
             base = jax.vmap(model.apply, in_axes=(0, None))(first, stream.batches.x)
-        per_trial.append(rls_online_scores(config, stream.batches, seeds, seed, base))
+        per_trial.append(rls_online_scores(config, stream.batches, seeds, seed, base, per_joint))
     return np.stack(per_trial)
 
 

@@ -116,9 +116,10 @@ class RLSConfig:
     """One setting of the RLS anchor (chosen on meta-train data, see :mod:`fastadapt.adapt.online`)."""
 
     features: int = 200  # random Fourier features D (0: linear RLS on [x, 1]); the compute budget
+    # defaults: what `fastadapt run sim` chose on its meta-train data (run schunk chose length scale 8)
     length_scale: float = 4.0  # RBF length scale in normalised input units
-    forgetting: float = 0.999  # lambda: a batch k steps old weighs lambda^k
-    reg: float = 1.0  # prior precision of W (ridge), noise variance / prior variance
+    forgetting: float = 0.998  # lambda: a batch k steps old weighs lambda^k
+    reg: float = 0.1  # prior precision of W (ridge), noise variance / prior variance
 
     def __post_init__(self):
         if isinstance(self.features, bool) or not isinstance(self.features, int) or self.features < 0:
@@ -147,7 +148,8 @@ def seed_features(config: RLSConfig, in_dim: int, seeds: int, seed: int):
 
 
 def _stream_scores(omega, phase, forgetting, reg, x, y, base):
-    """Scores [n] of one feature draw on batches x [n, B, in], y [n, B, out], base predictions [n, B, out]."""
+    """Squared errors per output [n, out] (mean over each batch) of one feature draw on batches
+    x [n, B, in], y [n, B, out], base predictions [n, B, out]."""
     features = FourierFeatures(omega, phase)
     dim = features.dim
     state = rls_init(dim, y.shape[-1], 1.0, x.dtype)
@@ -156,7 +158,7 @@ def _stream_scores(omega, phase, forgetting, reg, x, y, base):
     def step(state, batch):
         xb, yb, fb = batch
         phi = features(xb)
-        score = jnp.mean(jnp.square(fb + rls_predict(state, phi) - yb))
+        score = jnp.mean(jnp.square(fb + rls_predict(state, phi) - yb), axis=0)
         return rls_update(state, phi, yb - fb, forgetting, dim / reg), score
 
     return jax.lax.scan(step, state, (x, y, base))[1]
@@ -165,10 +167,10 @@ def _stream_scores(omega, phase, forgetting, reg, x, y, base):
 _seed_scores = jax.jit(jax.vmap(_stream_scores, in_axes=(0, 0, None, None, None, None, 0)))
 
 
-def rls_online_scores(config: RLSConfig, batches, seeds: int, seed: int = 0, base=None):
+def rls_online_scores(config: RLSConfig, batches, seeds: int, seed: int = 0, base=None, per_joint: bool = False):
     """Online MSE of RLS before each update on a stream (batches.x [n, B, in], batches.y [n, B, out]),
-    one random feature draw per seed, in float64: [seeds, n]. ``base`` [seeds, n, B, out]: a fixed
-    model's predictions, RLS then learns the residual y - base."""
+    one random feature draw per seed, in float64: [seeds, n] (``per_joint``: [seeds, n, out]). ``base``
+    [seeds, n, B, out]: a fixed model's predictions, RLS then learns the residual y - base."""
     from jax import enable_x64
 
     with enable_x64():
@@ -178,4 +180,5 @@ def rls_online_scores(config: RLSConfig, batches, seeds: int, seed: int = 0, bas
         base = jnp.zeros((seeds,) + y.shape, jnp.float64) if base is None else jnp.asarray(base, jnp.float64)
         scores = _seed_scores(omega.astype(jnp.float64), phase.astype(jnp.float64), jnp.float64(config.forgetting),
                      jnp.float64(config.reg), x, y, base)
-        return np.asarray(scores)
+        scores = np.asarray(scores)
+        return scores if per_joint else scores.mean(-1)

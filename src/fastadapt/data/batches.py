@@ -110,6 +110,10 @@ def sequential_stream(dataset: Dataset, normalizer: Normalizer, batch_size: int)
         raise DataError(f"batch_size must be >= 1, got {batch_size}")
     xs, ys, segment = [], [], []
     for i, traj in enumerate(dataset):
+        if not traj.ordered:
+            raise DataError(f"{traj.source or f'trajectory {i}'}: its rows have no time order (imported without time "
+                            "stamps); it can meta-train a loss offline, but online adaptation plays a stream in "
+                            "time order")
         n = len(traj) // batch_size
         if n == 0:
             continue

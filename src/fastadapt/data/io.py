@@ -2,11 +2,15 @@
 
 npz layout (the Schunk log's layout, extended): for trajectory number NNN the arrays ``trajNNN_t``,
 ``trajNNN_q``, ``trajNNN_qd``, ``trajNNN_tau`` and optionally ``trajNNN_qdd``; a string array ``meta``
-holds JSON with per-trajectory robot, dt, payload and phase. When ``qdd`` is missing it is derived from
-``qd`` by the smoothed finite difference of :mod:`fastadapt.data.derivatives`.
+holds JSON with per-trajectory robot, dt, payload, phase and (only when false) ``ordered``. When ``qdd``
+is missing it is derived from ``qd`` by the smoothed finite difference of
+:mod:`fastadapt.data.derivatives`.
 
 csv layout: one row per sample, columns ``trajectory, robot, phase, payload, dt, t, q1..qJ, qd1..qdJ,
-qdd1..qddJ, tau1..tauJ``.
+qdd1..qddJ, tau1..tauJ``, and a last column ``ordered`` (1/0) in files with rows in no time order.
+
+Time stamps must be regular (every step within 5% of the median): an irregular file is refused with
+the count, and ``fastadapt data import`` resamples it (:mod:`fastadapt.data.arrays`).
 """
 
 from __future__ import annotations
@@ -20,7 +24,9 @@ import numpy as np
 
 from fastadapt.data.derivatives import smoothed_derivative
 from fastadapt.files import atomic_write, atomic_write_text  # noqa: F401  (re-exported: the writers of data files)
-from fastadapt.data.trajectory import ARRAY_FIELDS, DEFAULT_LIMITS, DataError, Dataset, Limits, Trajectory, check_dt
+from fastadapt.data.trajectory import (
+    ARRAY_FIELDS, DEFAULT_LIMITS, DataError, Dataset, Limits, Trajectory, check_dt, check_regular,
+)
 
 _KEY = re.compile(r"^(traj\d+)_(t|q|qd|qdd|tau)$")
 JOINT_FIELDS = ("q", "qd", "qdd", "tau")
@@ -46,7 +52,8 @@ def save_npz(dataset: Dataset, path, overwrite: bool = False) -> Path:
     for i, traj in enumerate(dataset):
         for name in ARRAY_FIELDS:
             arrays[f"traj{i:03d}_{name}"] = getattr(traj, name)
-        meta.append(dict(robot=traj.robot, dt=traj.dt, payload=traj.payload, phase=traj.phase))
+        meta.append(dict(robot=traj.robot, dt=traj.dt, payload=traj.payload, phase=traj.phase,
+                         **({} if traj.ordered else {"ordered": False})))
     arrays["meta"] = np.array(json.dumps(meta))
 
     def write(tmp):
@@ -111,6 +118,11 @@ def load_npz(path, robot: str | None = None, acceleration_window: int = 15, limi
         t = np.asarray(fields["t"], dtype=np.float64)
         qdd = fields.get("qdd")
         dt = info.get("dt")
+        ordered = info.get("ordered", True)
+        if not isinstance(ordered, bool):
+            raise DataError(f"{source}: 'ordered' in 'meta' must be true or false, got {ordered!r}")
+        if qdd is None and not ordered:
+            raise DataError(f"{source}: no field 'qdd', and its rows have no time order to derive it from")
         if qdd is None:
             # validate t, dt and qd before deriving accelerations from them
             Trajectory(t=t, q=fields["q"], qd=fields["qd"], qdd=np.zeros_like(fields["qd"], dtype=np.float64),
@@ -120,17 +132,26 @@ def load_npz(path, robot: str | None = None, acceleration_window: int = 15, limi
             Trajectory(
                 t=t, q=fields["q"], qd=fields["qd"], qdd=qdd, tau=fields["tau"],
                 robot=robot or str(info.get("robot", "unknown")), dt=dt,
-                payload=info.get("payload", 0.0), phase=str(info.get("phase", "")), source=source, limits=limits,
+                payload=info.get("payload", 0.0), phase=str(info.get("phase", "")), ordered=ordered, source=source,
+                limits=limits,
             )
         )
-    return Dataset(tuple(trajectories))
+    return _regular(Dataset(tuple(trajectories)))
 
 
-def _columns(joints: int) -> list[str]:
+def _regular(dataset: Dataset) -> Dataset:
+    """The loaded ``dataset``, once every trajectory in time order has regular stamps (else refused)."""
+    for traj in dataset:
+        if traj.ordered:
+            check_regular(traj.t, f"{traj.source}: ")
+    return dataset
+
+
+def _columns(joints: int, ordered_column: bool = False) -> list[str]:
     cols = ["trajectory", "robot", "phase", "payload", "dt", "t"]
     for name in JOINT_FIELDS:
         cols += [f"{name}{j + 1}" for j in range(joints)]
-    return cols
+    return cols + (["ordered"] if ordered_column else [])
 
 
 def save_csv(dataset: Dataset, path, overwrite: bool = False) -> Path:
@@ -141,13 +162,14 @@ def save_csv(dataset: Dataset, path, overwrite: bool = False) -> Path:
     def write(tmp):
         with open(tmp, "w", newline="") as handle:
             writer = csv.writer(handle)
-            writer.writerow(_columns(joints))
+            writer.writerow(_columns(joints, not dataset.ordered))
             for i, traj in enumerate(dataset):
                 block = np.concatenate([getattr(traj, n) for n in JOINT_FIELDS], axis=1)
+                last = [] if dataset.ordered else [int(traj.ordered)]
                 for k in range(len(traj)):
                     writer.writerow(
                         [i, traj.robot, traj.phase, repr(traj.payload), repr(traj.dt), repr(float(traj.t[k]))]
-                        + [repr(float(v)) for v in block[k]]
+                        + [repr(float(v)) for v in block[k]] + last
                     )
 
     atomic_write(path, write)
@@ -180,7 +202,8 @@ def load_csv(path, limits: Limits = DEFAULT_LIMITS) -> Dataset:
     header = [c.strip() for c in header]
     joint_cols = [c for c in header if c.startswith("tau")]
     joints = len(joint_cols)
-    expected = _columns(joints)
+    with_order = bool(header) and header[-1] == "ordered"
+    expected = _columns(joints, with_order)
     if header != expected:
         missing = [c for c in expected if c not in header]
         raise DataError(
@@ -201,20 +224,27 @@ def load_csv(path, limits: Limits = DEFAULT_LIMITS) -> Dataset:
         source = f"{path}[trajectory {name}]"
         first_line, first = block[0]
         for line, row in block:
-            for column, label in ((1, "robot"), (2, "phase"), (3, "payload"), (4, "dt")):
+            for column, label in ((1, "robot"), (2, "phase"), (3, "payload"), (4, "dt")) + (
+                    ((len(header) - 1, "ordered"),) if with_order else ()):
                 if row[column] != first[column]:
                     raise DataError(f"{path}: line {line}: column '{label}' is '{row[column]}' but line {first_line} "
                                     f"of trajectory {name} says '{first[column]}'; it must be the same on every row")
-        numbers = np.array([[_number(v, f"{path}: line {line}, column '{header[5 + k]}'") for k, v in enumerate(row[5:])]
-                            for line, row in block])
+        end = len(header) - with_order
+        numbers = np.array([[_number(v, f"{path}: line {line}, column '{header[5 + k]}'")
+                             for k, v in enumerate(row[5:end])] for line, row in block])
+        ordered = not with_order or first[-1].strip() != "0"
+        if with_order and first[-1].strip() not in ("0", "1"):
+            raise DataError(f"{path}: line {first_line}, column 'ordered' must be 1 or 0, got '{first[-1]}'")
+
         fields = {"t": numbers[:, 0]}
         for k, field in enumerate(JOINT_FIELDS):
             fields[field] = numbers[:, 1 + k * joints: 1 + (k + 1) * joints]
         trajectories.append(Trajectory(
             **fields, robot=first[1], phase=first[2], payload=_number(first[3], f"{path}: line {first_line}, column 'payload'"),
-            dt=_number(first[4], f"{path}: line {first_line}, column 'dt'"), source=source, limits=limits,
+            dt=_number(first[4], f"{path}: line {first_line}, column 'dt'"), ordered=ordered, source=source,
+            limits=limits,
         ))
-    return Dataset(tuple(trajectories))
+    return _regular(Dataset(tuple(trajectories)))
 
 
 def load(path, limits: Limits = DEFAULT_LIMITS, **kwargs) -> Dataset:

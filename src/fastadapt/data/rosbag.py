@@ -9,13 +9,9 @@ order given by ``joints``; default: the first message's):
 
     q = position,  qd = velocity,  tau = effort,   t = header.stamp (the bag's record time where stamps are unset)
 
-* samples are ordered by header stamp (messages recorded slightly out of order are put back in order;
-  a stamp that goes back further than the gap threshold, a clock reset, is refused);
-* repeated stamps are dropped (the first message kept);
-* gaps longer than ``gap`` seconds (default: 10 median steps) split the log into trajectories;
-* irregular sampling (any step more than 5% off the median, or ``rate`` given) is resampled by linear
-  interpolation onto a fixed grid at ``rate`` Hz (default: the median rate); regular logs are kept as
-  they are. Every such step is reported;
+* samples are ordered by header stamp, repeated stamps dropped, gaps split the log into trajectories and
+  irregular sampling is resampled onto a regular grid, as for every imported log
+  (:mod:`fastadapt.data.regular`). Every such step is reported;
 * an empty ``velocity`` is derived from positions, and ``qdd`` from velocities, by the smoothed
   derivative of :mod:`fastadapt.data.derivatives`; an empty ``effort`` is an error unless
   ``effort_topic`` names another JointState topic with the torques (interpolated onto the positions'
@@ -30,13 +26,10 @@ from pathlib import Path
 import numpy as np
 
 from fastadapt.data.derivatives import smoothed_derivative
+from fastadapt.data.regular import MIN_SAMPLES, check_rate_and_gap, in_time_order, interpolate, regular_pieces
 from fastadapt.data.trajectory import DEFAULT_LIMITS, DataError, Dataset, Limits, Trajectory
 
 JOINT_STATE = "sensor_msgs/msg/JointState"
-IRREGULAR = 0.05  # a step more than 5% off the median makes the log irregular
-GAP_STEPS = 10  # default gap threshold, in median steps
-MIN_SAMPLES = 5  # a piece between gaps shorter than this is dropped
-MAX_SAMPLES = 10_000_000  # resampling may make at most this many samples (10^7 x J x 5 float64 arrays)
 ROS1_MAGIC = b"#ROSBAG V2.0"
 
 
@@ -175,10 +168,7 @@ def import_bag(bag, topic: str = "/joint_states", joints: tuple[str, ...] | None
                effort_topic: str | None = None, rate: float | None = None, gap: float | None = None,
                robot: str = "ros", limits: Limits = DEFAULT_LIMITS) -> tuple[Dataset, list[str]]:
     """The trajectories of a bag's JointState topic (module docstring) and a list of what was done to them."""
-    if rate is not None and not (np.isfinite(rate) and rate > 0):
-        raise DataError(f"--rate must be a positive number of Hz, got {rate}")
-    if gap is not None and not (np.isfinite(gap) and gap > 0):
-        raise DataError(f"--gap must be a positive number of seconds, got {gap}")
+    check_rate_and_gap(rate, gap)
     bag = Path(bag)
     states = read_joint_states(bag, topic, joints)
     notes = [f"read {len(states.t)} JointState messages on {topic} ({len(states.names)} joints: "
@@ -194,7 +184,7 @@ def import_bag(bag, topic: str = "/joint_states", joints: tuple[str, ...] | None
         inside = (states.t >= efforts.t.min()) & (states.t <= efforts.t.max())
         if inside.sum() < MIN_SAMPLES:
             raise DataError(f"{bag}: the effort topic '{effort_topic}' does not overlap '{topic}' in time")
-        tau = _interpolate(states.t[inside], efforts.t[order], efforts.tau[order])
+        tau = interpolate(states.t[inside], efforts.t[order], efforts.tau[order])
         states = dataclasses.replace(states, t=states.t[inside], q=states.q[inside],
                                      qd=None if states.qd is None else states.qd[inside], tau=None)
         notes.append(f"torques from {effort_topic} ({len(efforts.t)} messages), interpolated onto {topic}'s stamps"
@@ -202,92 +192,21 @@ def import_bag(bag, topic: str = "/joint_states", joints: tuple[str, ...] | None
     elif tau is None:
         raise DataError(f"{bag}: effort is empty in every message on '{topic}'; torques are needed "
                         "(pass --effort-topic TOPIC if another JointState topic carries them)")
-    t, q, qd, tau = _ordered(bag, states.t, states.q, states.qd, tau, gap, notes)
+    fields = {"q": states.q, "tau": tau, **({"qd": states.qd} if states.qd is not None else {})}
+    t, fields = in_time_order(bag, states.t, fields, gap, notes, "header stamps", "message")
     if len(t) < 2:
         raise DataError(f"{bag}: all {len(states.t)} messages on '{topic}' have one stamp (t={t[0]:.6f} s, from the "
                         f"{states.stamp_source}): the stamps do not advance, so there is no time axis")
-    steps = np.diff(t)
-    median = float(np.median(steps))
-    gap = gap if gap is not None else GAP_STEPS * median
-    cuts = np.flatnonzero(steps > gap) + 1
-    pieces = np.split(np.arange(len(t)), cuts)
-    if len(cuts):
-        notes.append(f"split at {len(cuts)} gap(s) longer than {gap:.4g} s into {len(pieces)} pieces")
-    kept = [p for p in pieces if len(p) >= MIN_SAMPLES]
-    if len(kept) < len(pieces):
-        notes.append(f"dropped {len(pieces) - len(kept)} piece(s) shorter than {MIN_SAMPLES} samples")
-    if not kept:
-        raise DataError(f"{bag}: no stretch of {MIN_SAMPLES} or more samples on '{topic}' without a gap longer "
-                        f"than {gap:.4g} s")
-    inner = np.concatenate([np.diff(t[p]) for p in kept])
-    median = float(np.median(inner))  # the sampling step, gaps left out
-    irregular = np.abs(inner - median) > IRREGULAR * median
-    target = 1.0 / rate if rate else median
-    resample = rate is not None or irregular.any()
-    if resample:
-        why = f"as asked (--rate {rate:g})" if rate else (
-            f"{int(irregular.sum())} of {len(inner)} steps are more than {IRREGULAR:.0%} off the median "
-            f"(steps {inner.min() * 1e3:.3g} to {inner.max() * 1e3:.3g} ms)")
-        notes.append(f"resampled to {1 / target:.4g} Hz (dt {target * 1e3:.4g} ms, "
-                     f"{'the median rate' if not rate else 'given'}) by linear interpolation: {why}")
-    else:
-        notes.append(f"regular at {1 / median:.4g} Hz (every step within {IRREGULAR:.0%} of {median * 1e3:.4g} ms); "
-                     "not resampled")
-    if qd is None:
+    pieces, resampled_dt = regular_pieces(bag, t, fields, rate, gap, notes, f"'{topic}'")
+    if "qd" not in fields:
         notes.append("velocity is empty: qd derived from positions (smoothed derivative)")
-    if resample:
-        count = sum(np.floor((t[p[-1]] - t[p[0]]) / target) + 1 for p in kept)
-        if count > MAX_SAMPLES:
-            raise DataError(f"{bag}: resampling {t[-1] - t[0]:.4g} s of '{topic}' at {1 / target:.4g} Hz would make "
-                            f"{count:.3g} samples, more than {MAX_SAMPLES:.0e}; give a lower --rate (the log is "
-                            f"recorded at about {1 / median:.4g} Hz)")
     trajectories = []
-    for number, piece in enumerate(kept):
-        tp, qp, qdp, taup = t[piece], q[piece], None if qd is None else qd[piece], tau[piece]
-        if resample:
-            grid = tp[0] + target * np.arange(int(np.floor((tp[-1] - tp[0]) / target + 1e-9)) + 1)
-            if len(grid) < MIN_SAMPLES:
-                continue
-            qp, taup = _interpolate(grid, tp, qp), _interpolate(grid, tp, taup)
-            qdp = None if qdp is None else _interpolate(grid, tp, qdp)
-            tp = grid
-        dt = target if resample else float(np.median(np.diff(tp)))
-        if qdp is None:
-            qdp = smoothed_derivative(qp, dt)
+    for number, (tp, fp) in enumerate(pieces):
+        dt = resampled_dt or float(np.median(np.diff(tp)))
+        qd = fp["qd"] if "qd" in fp else smoothed_derivative(fp["q"], dt)
         trajectories.append(Trajectory(
-            t=tp - t[0], q=qp, qd=qdp, qdd=smoothed_derivative(qdp, dt), tau=taup, robot=robot,
-            dt=None if not resample else dt, phase=f"{topic.strip('/').replace('/', '.')}-{number}",
+            t=tp - t[0], q=fp["q"], qd=qd, qdd=smoothed_derivative(qd, dt), tau=fp["tau"], robot=robot,
+            dt=resampled_dt, phase=f"{topic.strip('/').replace('/', '.')}-{number}",
             source=f"{bag}:{topic}", limits=limits))
-    if not trajectories:
-        raise DataError(f"{bag}: no piece of '{topic}' holds {MIN_SAMPLES} samples at {1 / target:.4g} Hz")
     notes.append(f"{len(trajectories)} trajectories, {sum(len(tr) for tr in trajectories)} samples")
     return Dataset(tuple(trajectories)), notes
-
-
-def _interpolate(grid: np.ndarray, t: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """``values`` [T, J] at stamps ``t``, linearly interpolated at ``grid``."""
-    return np.stack([np.interp(grid, t, values[:, j]) for j in range(values.shape[1])], axis=1)
-
-
-def _ordered(bag, t, q, qd, tau, gap, notes):
-    """Samples in stamp order, without repeated stamps; a clock that jumps back is refused."""
-    steps = np.diff(t)
-    back = np.flatnonzero(steps < 0)
-    if len(back):
-        positive = steps[steps > 0]
-        median = float(np.median(positive)) if len(positive) else 0.0
-        threshold = gap if gap is not None else GAP_STEPS * median
-        worst = back[np.argmin(steps[back])]
-        if -steps[worst] > threshold:
-            raise DataError(
-                f"{bag}: header stamps go backwards by {-steps[worst]:.4g} s at message {worst + 1} "
-                f"(t={t[worst]:.6f} -> {t[worst + 1]:.6f} s), more than the gap threshold {threshold:.4g} s: a "
-                "clock reset or two recordings in one bag; cut the bag at that point (or give --gap)")
-        notes.append(f"{len(back)} message(s) recorded out of stamp order were put back in order")
-    order = np.argsort(t, kind="stable")
-    t = t[order]
-    keep = np.concatenate([[True], np.diff(t) > 0])
-    if not keep.all():
-        notes.append(f"dropped {int((~keep).sum())} message(s) with a repeated stamp")
-    pick = order[keep]
-    return t[keep], q[pick], None if qd is None else qd[pick], tau[pick]

@@ -8,8 +8,11 @@ A trajectory holds T samples of a J-joint robot:
     qdd  [T, J]  joint accelerations (rad/s^2); qdd[t] is the acceleration the torque tau[t] produced
     tau  [T, J]  joint torques (Nm)
 
-plus metadata: the robot's name, the nominal step ``dt``, the payload carried (kg) and a phase label
-("sine-0.03", "reach", ...). An inverse-dynamics sample is (x, y) = ((q, qd, qdd), tau).
+plus metadata: the robot's name, the nominal step ``dt``, the payload carried (kg), a phase label
+("sine-0.03", "reach", ...) and whether the samples are in time order (``ordered``: False for a dataset
+imported without time stamps, such as SARCOS's shuffled rows; its ``t`` is then the row index times
+``dt``, fit for offline meta-training, refused as a stream). An inverse-dynamics sample is
+(x, y) = ((q, qd, qdd), tau).
 
 Validation rejects what no robot produces: NaN/inf, wrong shapes, time going backwards, a ``dt`` that
 disagrees with the time stamps, and magnitudes beyond :class:`Limits` (a torque of 1e30 Nm is a unit or
@@ -27,6 +30,26 @@ from fastadapt.errors import DataError  # noqa: F401  (raised here, defined with
 
 ARRAY_FIELDS = ("t", "q", "qd", "qdd", "tau")
 DT_TOLERANCE = 0.01  # a stated dt may differ from the time stamps' median step by 1% at most
+IRREGULAR = 0.05  # a time step more than 5% off the median makes a log irregular
+STILL_RANGE = 1e-3  # rad: a joint whose q moves less than this over a dataset barely moves
+
+
+def irregular_steps(t: np.ndarray) -> tuple[int, int, float]:
+    """(steps more than ``IRREGULAR`` off the median step, steps, the median step) of stamps ``t``."""
+    steps = np.diff(np.asarray(t, dtype=np.float64))
+    median = float(np.median(steps))
+    return int(np.sum(np.abs(steps - median) > IRREGULAR * median)), len(steps), median
+
+
+def check_regular(t: np.ndarray, where: str = "") -> None:
+    """Refuse irregular time stamps, with the count and the fix (a file's loader calls this)."""
+    bad, total, median = irregular_steps(t)
+    if bad:
+        raise DataError(
+            f"{where}{bad} of {total} time steps are more than {IRREGULAR:.0%} off the median step "
+            f"({median * 1e3:.4g} ms): accelerations derived at one step, and batches of consecutive samples, "
+            "would be off; resample it onto a regular grid with `fastadapt data import FILE OUT.npz` "
+            "(optionally --rate HZ)")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,6 +140,7 @@ class Trajectory:
     dt: float | None = None  # None: the median step of ``t``
     payload: float = 0.0
     phase: str = ""
+    ordered: bool = True  # False: rows without time order (t is the row index x dt); never a stream
     source: str | None = dataclasses.field(default=None, compare=False)
     limits: Limits = dataclasses.field(default=DEFAULT_LIMITS, compare=False, repr=False)
 
@@ -236,6 +260,20 @@ class Dataset:
         x = np.concatenate([traj.inputs() for traj in self.trajectories])
         y = np.concatenate([traj.tau for traj in self.trajectories])
         return x, y
+
+    @property
+    def ordered(self) -> bool:
+        """Every trajectory is in time order (a stream can be played from it)."""
+        return all(traj.ordered for traj in self.trajectories)
+
+    def joint_ranges(self) -> np.ndarray:
+        """max - min of each joint's q over all samples [J] (rad)."""
+        q = np.concatenate([traj.q for traj in self.trajectories])
+        return q.max(0) - q.min(0)
+
+    def still_joints(self, threshold: float = STILL_RANGE) -> list[tuple[int, float]]:
+        """(joint index, range of q) of each joint that moves less than ``threshold`` rad."""
+        return [(j, float(r)) for j, r in enumerate(self.joint_ranges()) if r < threshold]
 
     def check_joints(self, expected: int, what: str) -> None:
         if self.num_joints != expected:

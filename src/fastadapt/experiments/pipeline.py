@@ -270,6 +270,7 @@ def online_methods(config: PipelineConfig, model, results, streams, starts, pret
     oc = config.online
     scratch, practitioner, grids = {}, {}, {}
     anchors = {"from scratch": [], "pretrained": []}
+    tuning_seeds = min(oc.rls_tuning_seeds, oc.seeds)  # one pretrained model per feature draw
 
     def sgd(rate, start="random"):
         return Method(f"mse sgd {rate:g}", mse, {}, "sgd", rate, start)
@@ -288,7 +289,7 @@ def online_methods(config: PipelineConfig, model, results, streams, starts, pret
         anchor("from scratch", scratch, f"mse, {kind} tuned on meta-train ({rate:g})",
                online_scores(model, make(rate), starts, streams))
     for features in (oc.rls_features, 0):
-        chosen, grids[f"rls-{features}-meta-train"] = tune_rls(oc.rls_grid(features), tuning, oc.rls_tuning_seeds, oc.seed)
+        chosen, grids[f"rls-{features}-meta-train"] = tune_rls(oc.rls_grid(features), tuning, tuning_seeds, oc.seed)
         anchor("from scratch", scratch, chosen.label, rls_scores(chosen, streams, oc.seeds, oc.seed))
     rate, scores, by_rate = best_rate(model, sgd, oc.sgd_grid, starts, streams)
     scratch[f"mse, sgd best ({rate:g})"], grids["sgd"] = scores, by_rate
@@ -308,7 +309,7 @@ def online_methods(config: PipelineConfig, model, results, streams, starts, pret
         rate, _, grids[f"{kind}-pretrained-validation"] = best_rate(model, warm, grid, *validation)
         anchor("pretrained", practitioner, f"pretrained + {kind} tuned on meta-train ({rate:g})",
                online_scores(model, warm(rate), pretrained, streams))
-    chosen, grids["rls-residual-validation"] = tune_rls(oc.rls_grid(oc.rls_features), validation[1], oc.rls_tuning_seeds,
+    chosen, grids["rls-residual-validation"] = tune_rls(oc.rls_grid(oc.rls_features), validation[1], tuning_seeds,
                                                         oc.seed, model, validation[0])
     anchor("pretrained", practitioner, f"pretrained + residual {chosen.label}",
            rls_scores(chosen, streams, oc.seeds, oc.seed, model, pretrained))

@@ -4,18 +4,20 @@ and meta-test files, :mod:`fastadapt.tasks.inverse_dynamics`) and ``fastadapt ad
 adapted online on the user's stream with a trained loss and with MSE, at one rate (by default the one the
 loss file carries, the rate it was meta-trained for), beside the classical anchors: RLS on random Fourier
 features and linear RLS (:mod:`fastadapt.adapt.rls`). ``adapt`` sees no meta-train data, so the anchors
-run at the ``rls.*`` keys (defaults: the setting ``fastadapt run schunk`` chose on the Schunk meta-train
-logs); ``fastadapt run`` chooses them on meta-train data."""
+run at the ``rls.*`` keys (defaults: the setting ``fastadapt run sim`` chose on its meta-train data;
+``run schunk`` chose the same but a length scale of 8); ``fastadapt run`` chooses them on meta-train data."""
 
 from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
 
-from fastadapt.adapt.online import Method, initial_models, online_scores, overall, phase_table, rls_scores
+import numpy as np
+
+from fastadapt.adapt.online import Method, initial_models, joint_errors, overall, phase_table, rls_scores
 from fastadapt.adapt.rls import RLSConfig
 from fastadapt.data.batches import sequential_stream
-from fastadapt.data.trajectory import DataError, Dataset, concatenate
+from fastadapt.data.trajectory import STILL_RANGE, DataError, Dataset, concatenate
 from fastadapt.losses import make_loss
 from fastadapt.validation import require_at_least, require_positive_rates
 
@@ -43,8 +45,11 @@ def with_loss_rate(config: AdaptConfig, meta_config) -> AdaptConfig:
 
 def adapt_summary(config: AdaptConfig, meta_config, loss, loss_params, normalizer, dataset) -> dict:
     """Fresh models adapted online on ``dataset`` with the trained loss and with MSE, at one rate, and the
-    RLS anchors at ``config.rls``: {method: {"overall": mean online MSE, "phases": Table I's per-phase
-    mean and std}}."""
+    RLS anchors at ``config.rls``: {method: {"overall": mean online MSE (normalised), "phases": Table I's
+    per-phase mean and std, "overall_nm2": the same in Nm^2, "rms_nm": RMS error per joint in Nm}}.
+
+    Physical units: tau = y_n y_std + y_mean, so a squared error e_j in normalised units is e_j y_std_j^2
+    Nm^2; "overall_nm2" is the mean over joints of that, "rms_nm" its square root per joint."""
     model = meta_config.model(normalizer.num_joints)
     stream = sequential_stream(dataset, normalizer, config.batch_size)
     starts = initial_models(model, config.seeds, config.seed)
@@ -53,10 +58,48 @@ def adapt_summary(config: AdaptConfig, meta_config, loss, loss_params, normalize
         f"{loss.name}, sgd {config.rate:g}": Method(loss.name, loss, loss_params, "sgd", config.rate),
         f"mse, sgd {config.rate:g}": Method("mse", mse, {}, "sgd", config.rate),
     }
-    scores = {name: online_scores(model, method, starts, [stream]) for name, method in methods.items()}
+    errors = {name: joint_errors(model, method, starts, [stream]) for name, method in methods.items()}
     for rls in (config.rls, dataclasses.replace(config.rls, features=0)):
-        scores[rls.label] = rls_scores(rls, [stream], config.seeds, config.seed)
-    return {name: {"overall": overall(s), "phases": phase_table(s, stream)} for name, s in scores.items()}
+        errors[rls.label] = rls_scores(rls, [stream], config.seeds, config.seed, per_joint=True)
+    scale = np.square(np.asarray(normalizer.y_std, np.float64))
+    summary = {}
+    for name, e in errors.items():
+        scores, physical = e.mean(-1), np.mean(e, axis=(0, 1, 2)) * scale
+        summary[name] = {"overall": overall(scores), "phases": phase_table(scores, stream),
+                         "overall_nm2": float(physical.mean()) if np.all(np.isfinite(physical)) else float("inf"),
+                         "rms_nm": np.sqrt(physical).tolist()}
+    return summary
+
+
+def physical_table(summary: dict) -> str:
+    """The online error of each method in normalised units, Nm^2 and RMS Nm per joint (markdown)."""
+    joints = len(next(iter(summary.values()))["rms_nm"])
+    lines = ["| method | online MSE (normalised) | Nm^2 | RMS Nm per joint (" + ", ".join(str(j + 1) for j in range(joints))
+             + ") |", "|---|---|---|---|"]
+    for name, v in summary.items():
+        lines.append(f"| {name} | {v['overall']:.4g} | {v['overall_nm2']:.4g} | "
+                     + ", ".join(f"{r:.3g}" for r in v["rms_nm"]) + " |")
+    return "\n".join(lines)
+
+
+def data_warnings(dataset: Dataset, what) -> list[str]:
+    """What is suspicious but not wrong in a user's data: joints that barely move (a loss meta-trained on
+    them learns nothing about those joints, and the normaliser's input scale shrinks to their jitter)."""
+    still = dataset.still_joints()
+    if not still:
+        return []
+    joints = ", ".join(f"{j + 1} ({r:.2g} rad)" for j, r in still)
+    return [f"{what}: joint(s) {joints} move less than {STILL_RANGE:g} rad over the whole file; a model or loss "
+            "fitted to it learns nothing about them, and scores on a moving stream will be meaningless"]
+
+
+def robot_warnings(loss_robot: str | None, dataset: Dataset, what) -> list[str]:
+    """A loss meta-trained on one robot, adapting on another's stream with the same joint count."""
+    known = lambda name: name not in (None, "", "unknown")
+    if known(loss_robot) and known(dataset.robot) and loss_robot != dataset.robot:
+        return [f"the loss was meta-trained on robot '{loss_robot}', {what} is robot '{dataset.robot}': its "
+                f"normaliser and weights are '{loss_robot}''s (same joint count, so it runs)"]
+    return []
 
 
 def check_output_file(out: Path, force: bool) -> Path:

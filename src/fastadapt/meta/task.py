@@ -23,6 +23,7 @@ traceable (they run under jit, vmap and scan):
   without parameters.
 * ``default_batches``: meta-train batches per epoch when the config says 0.
 * ``saved_arrays() -> dict``: what must be stored beside a trained meta-loss to use it (a normaliser).
+* optional ``saved_metadata() -> dict``: JSON stored beside it (the robot's name).
 
 Optional, for RL tasks (:mod:`fastadapt.meta.algorithm` states the math):
 

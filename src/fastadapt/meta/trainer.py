@@ -191,7 +191,8 @@ class MetaTrainer:
         history["best_seed"] = seed
         history["selected_epoch"] = int(best["epoch"][seed])
         if directory is not None:
-            save_meta_loss(directory / "loss.npz", c, params, self.task.saved_arrays())
+            save_meta_loss(directory / "loss.npz", c, params, self.task.saved_arrays(),
+                           getattr(self.task, "saved_metadata", dict)())
             write_json(directory / "history.json", history)
         return MetaTrainResult(c, params, history, directory, best["params"])
 
@@ -286,10 +287,11 @@ def _keep_best(best: dict, loss_params, scores, epoch: int, latest: bool = False
     }
 
 
-def save_meta_loss(path, config, loss_params, arrays: dict | None = None) -> Path:
-    """A trained meta-loss with what is needed to use it: its config, parameters and the task's
-    ``saved_arrays`` (e.g. a normaliser)."""
-    return save_pytree(path, {"loss_params": loss_params, **(arrays or {})}, {"config": config_dict(config)})
+def save_meta_loss(path, config, loss_params, arrays: dict | None = None, metadata: dict | None = None) -> Path:
+    """A trained meta-loss with what is needed to use it: its config, parameters, the task's
+    ``saved_arrays`` (e.g. a normaliser) and ``saved_metadata`` (e.g. the robot's name)."""
+    return save_pytree(path, {"loss_params": loss_params, **(arrays or {})},
+                       {**(metadata or {}), "config": config_dict(config)})
 
 
 @functools.lru_cache(maxsize=32)

@@ -35,7 +35,7 @@ from fastadapt.optim.pretrain import pretrain
 from fastadapt.losses.regression import mse
 from fastadapt.checkpoint import CheckpointError, load_pytree, read_archive
 from fastadapt.data.batches import Normalizer, Samples, gather_windows, normalised_samples, window_starts
-from fastadapt.data.trajectory import Dataset
+from fastadapt.data.trajectory import DataError, Dataset
 from fastadapt.validation import require_at_least, require_positive_rates
 from fastadapt.losses import make_loss
 from fastadapt.meta.trainer import MetaTrainer, TrainerConfig, require_learned, save_meta_loss
@@ -109,6 +109,7 @@ class InverseDynamicsTask:
     stream_batch: int
     online_eval_starts: object = None  # update='online': (meta-train, meta-test) starts of evaluation streams
     eval_summary: str = "final"  # "mean" for online evaluations (MetaTrainer.summary)
+    robot: str = "unknown"  # the meta-train data's robot, stored in the loss file
 
     eval_splits = ("meta-train", "meta-test")
 
@@ -170,12 +171,15 @@ class InverseDynamicsTask:
     def saved_arrays(self) -> dict:
         return {"normalizer": self.normalizer._asdict()}
 
+    def saved_metadata(self) -> dict:
+        return {"robot": self.robot}
+
 
 jax.tree_util.register_dataclass(
     InverseDynamicsTask,
     data_fields=["train", "train_starts", "test", "test_starts", "eval_train", "eval_test", "normalizer", "start_params",
                  "stream_starts", "online_eval_starts"],
-    meta_fields=["model", "batch_size", "default_batches", "stream_batch", "eval_summary"],
+    meta_fields=["model", "batch_size", "default_batches", "stream_batch", "eval_summary", "robot"],
 )
 
 
@@ -202,6 +206,10 @@ def inverse_dynamics_task(config: InverseDynamicsConfig, train: Dataset, test: D
     default_batches = max(1, train.num_samples // config.batch_size)
     stream_starts = online_eval_starts = None
     if config.update == "online":
+        for data, name in ((train, "meta-train"), (test, "meta-test")):
+            if not data.ordered:
+                raise DataError(f"the {name} data has rows in no time order (imported without time stamps); "
+                                "update=online meta-trains on streams, which need time order: use update=step")
         default_batches, stream_starts = _stream_plan(config, train)
         online_eval_starts = tuple(_evaluation_stream_starts(config, data, name)
                                    for data, name in ((train, "meta-train"), (test, "meta-test")))
@@ -213,6 +221,7 @@ def inverse_dynamics_task(config: InverseDynamicsConfig, train: Dataset, test: D
         normalizer=normalizer, start_params=start_params, stream_starts=stream_starts, model=model,
         batch_size=config.batch_size, default_batches=default_batches, stream_batch=config.stream_batch,
         online_eval_starts=online_eval_starts, eval_summary="final" if online_eval_starts is None else "mean",
+        robot=train.robot,
     )
 
 
@@ -262,9 +271,17 @@ def inverse_dynamics_trainer(config: InverseDynamicsConfig, train: Dataset, test
     return MetaTrainer(config, inverse_dynamics_task(config, train, test, normalizer), loss)
 
 
-def save_loss(path, config: InverseDynamicsConfig, loss_params, normalizer: Normalizer) -> Path:
-    """A trained loss with everything needed to use it: config (loss, model), parameters, normalizer."""
-    return save_meta_loss(path, config, loss_params, {"normalizer": normalizer._asdict()})
+def save_loss(path, config: InverseDynamicsConfig, loss_params, normalizer: Normalizer, robot: str = "unknown") -> Path:
+    """A trained loss with everything needed to use it: config (loss, model), parameters, normalizer, and
+    the name of the robot it was meta-trained on."""
+    return save_meta_loss(path, config, loss_params, {"normalizer": normalizer._asdict()}, {"robot": robot})
+
+
+def loss_robot(path) -> str | None:
+    """The robot a trained loss was meta-trained on (None for a file written before it was recorded)."""
+    _, meta = read_archive(Path(path), "trained loss")
+    robot = meta.get("robot")
+    return robot if isinstance(robot, str) else None
 
 
 def load_loss(path):
