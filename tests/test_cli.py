@@ -70,6 +70,7 @@ def test_quick_demo_end_to_end(tmp_path, capsys):
     assert anchors["from scratch"] in scratch and anchors["pretrained"].startswith("pretrained + ")
     assert any(n.startswith("rls, 50 random features") for n in scratch) and any(n.startswith("linear rls") for n in scratch)
     assert any(n.startswith("pretrained + residual rls") for n in metrics["online"]["pretrained"])
+    assert any(n.startswith("pretrained + rls head on its last hidden layer") for n in metrics["online"]["pretrained"])
     assert len(metrics["rate_grids"]["rls-50-meta-train"]) == 2  # --quick: one length scale x two forgetting factors
     for name in metrics["figures"]:
         assert (out / name).stat().st_size > 10_000

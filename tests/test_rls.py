@@ -149,3 +149,32 @@ def test_residual_rls_learns_on_top_of_each_seeds_pretrained_model():
         rls_scores(RLSConfig(features=10), [stream], 4, 0, model, pretrained)
     scratch = rls_scores(RLSConfig(features=10), [stream], 2, 0)
     assert scratch[0, 0, 0] == pytest.approx(np.mean(y[0] ** 2), rel=1e-6) and not np.allclose(scratch, scores)
+
+
+def test_the_rls_head_is_a_bayesian_last_layer_on_the_pretrained_models_features():
+    """head_scores against a hand-written loop: phi = [h(x), 1] with h the model's last hidden layer,
+    prediction f(x) + phi W, W updated by RLS on the residual (its prior mean: the model's last layer)."""
+    from fastadapt.adapt.online import head_scores, initial_models
+    from fastadapt.adapt.rls import RLSConfig
+    from fastadapt.data.batches import Samples, Stream
+    from fastadapt.models.mlp import InverseDynamicsMLP
+
+    rng = np.random.default_rng(6)
+    model = InverseDynamicsMLP(2, hidden=(8, 4))
+    pretrained = initial_models(model, 2, 3)
+    x, y = rng.normal(size=(5, 5, 6)).astype(np.float32), rng.normal(size=(5, 5, 2)).astype(np.float32)
+    stream = Stream(Samples(jnp.asarray(x), jnp.asarray(y)), np.zeros(5, int), ("all",))
+    config = RLSConfig(features=0, forgetting=0.9, reg=2.0)
+    scores = head_scores(config, model, pretrained, [stream], 2)
+    with enable_x64():
+        theta = jax.tree_util.tree_map(lambda leaf: jnp.asarray(leaf[1], jnp.float64), pretrained)
+        state = rls_init(5, 2, 2.0)
+        for k in range(5):
+            xk = jnp.asarray(x[k], jnp.float64)
+            h = np.asarray(model.features(theta, xk))
+            np.testing.assert_allclose(h @ np.asarray(theta[-1]["w"]) + np.asarray(theta[-1]["b"]),
+                                       np.asarray(model.apply(theta, xk)), rtol=1e-12)
+            phi = np.concatenate([h, np.ones((5, 1))], 1)
+            base = np.asarray(model.apply(theta, xk))
+            assert scores[0, 1, k] == pytest.approx(np.mean((base + phi @ np.asarray(state.weights) - y[k]) ** 2), rel=1e-6)
+            state = rls_update(state, jnp.asarray(phi), jnp.asarray(y[k] - base), 0.9, 5 / 2.0)

@@ -22,7 +22,7 @@ from typing import Sequence
 import jax
 import numpy as np
 
-from fastadapt.adapt.rls import RLSConfig, rls_online_scores
+from fastadapt.adapt.rls import LastLayerFeatures, RLSConfig, rls_online_scores
 from fastadapt.optim.pretrain import pretrain
 from fastadapt.optim.loops import make_optimizer, run_transform, run_updates, score_without_updates
 from fastadapt.data.batches import Samples, Stream
@@ -167,6 +167,33 @@ def rls_scores(config: RLSConfig, streams: Sequence[Stream], seeds: int, seed: i
             base = jax.vmap(model.apply, in_axes=(0, None))(first, stream.batches.x)
         per_trial.append(rls_online_scores(config, stream.batches, seeds, seed, base, per_joint))
     return np.stack(per_trial)
+
+
+def head_scores(config: RLSConfig, model, pretrained, streams: Sequence[Stream], seeds: int) -> np.ndarray:
+    """Online MSE, [trials, seeds, batches], of a Bayesian last layer with forgetting on each pretrained
+    model: RLS on [h(x), 1], h the model's last hidden layer, on top of the model's own prediction (so
+    its prior mean is the pretrained last layer); ``config.features`` and ``length_scale`` are unused."""
+    count = jax.tree_util.tree_leaves(pretrained)[0].shape[0]
+    if count < seeds:
+        raise ValueError(f"an RLS head on {seeds} models needs as many pretrained models, got {count}")
+    first = jax.tree_util.tree_map(lambda leaf: leaf[:seeds], pretrained)
+    per_trial = []
+    for stream in streams:
+        base = jax.vmap(model.apply, in_axes=(0, None))(first, stream.batches.x)
+        per_trial.append(rls_online_scores(config, stream.batches, seeds, 0, base,
+                                           features=LastLayerFeatures(model, first)))
+    return np.stack(per_trial)
+
+
+def head_label(config: RLSConfig) -> str:
+    return f"pretrained + rls head on its last hidden layer (forgetting {config.forgetting:g}, reg {config.reg:g})"
+
+
+def tune_head(configs: Sequence[RLSConfig], model, pretrained, streams, seeds: int):
+    """The head setting of ``configs`` with the lowest mean online MSE on ``streams``: (best, {label: overall})."""
+    by_label = {head_label(c): overall(head_scores(c, model, pretrained, streams, seeds)) for c in configs}
+    best = min(configs, key=lambda c: by_label[head_label(c)])
+    return best, by_label
 
 
 def tune_rls(configs: Sequence[RLSConfig], streams, seeds: int, seed: int, model=None, pretrained=None):

@@ -147,10 +147,32 @@ def seed_features(config: RLSConfig, in_dim: int, seeds: int, seed: int):
     return (jnp.stack([d.omega / d.length_scale for d in draws]), jnp.stack([d.phase for d in draws]))
 
 
-def _stream_scores(omega, phase, forgetting, reg, x, y, base):
-    """Squared errors per output [n, out] (mean over each batch) of one feature draw on batches
-    x [n, B, in], y [n, B, out], base predictions [n, B, out]."""
-    features = FourierFeatures(omega, phase)
+@dataclasses.dataclass(frozen=True)
+class LastLayerFeatures:
+    """phi(x) = [h(x), 1], the last hidden layer h of a network (``model.features``): RLS on it is a
+    Bayesian last layer with forgetting, and on top of the network's own prediction (``base``) its
+    prior mean is the network's last layer."""
+
+    model: object
+    params: object
+
+    @property
+    def dim(self) -> int:
+        return self.model.hidden[-1] + 1
+
+    def __call__(self, x):
+        params = jax.tree_util.tree_map(lambda leaf: leaf.astype(x.dtype), self.params)
+        h = self.model.features(params, x)
+        return jnp.concatenate([h, jnp.ones(h.shape[:-1] + (1,), x.dtype)], -1)
+
+
+jax.tree_util.register_dataclass(LastLayerFeatures, data_fields=["params"], meta_fields=["model"])
+
+
+def _stream_scores(features, forgetting, reg, x, y, base):
+    """Squared errors per output [n, out] (mean over each batch) of RLS on ``features`` (a callable
+    pytree: random Fourier features or a network's last layer) on batches x [n, B, in], y [n, B, out],
+    base predictions [n, B, out]."""
     dim = features.dim
     state = rls_init(dim, y.shape[-1], 1.0, x.dtype)
     state = RLSState(state.weights, state.inverse / reg)
@@ -164,21 +186,24 @@ def _stream_scores(omega, phase, forgetting, reg, x, y, base):
     return jax.lax.scan(step, state, (x, y, base))[1]
 
 
-_seed_scores = jax.jit(jax.vmap(_stream_scores, in_axes=(0, 0, None, None, None, None, 0)))
+_seed_scores = jax.jit(jax.vmap(_stream_scores, in_axes=(0, None, None, None, None, 0)))
 
 
-def rls_online_scores(config: RLSConfig, batches, seeds: int, seed: int = 0, base=None, per_joint: bool = False):
+def rls_online_scores(config: RLSConfig, batches, seeds: int, seed: int = 0, base=None, per_joint: bool = False,
+                      features=None):
     """Online MSE of RLS before each update on a stream (batches.x [n, B, in], batches.y [n, B, out]),
     one random feature draw per seed, in float64: [seeds, n] (``per_joint``: [seeds, n, out]). ``base``
-    [seeds, n, B, out]: a fixed model's predictions, RLS then learns the residual y - base."""
+    [seeds, n, B, out]: a fixed model's predictions, RLS then learns the residual y - base. ``features``:
+    other features with a leading seed axis (a :class:`LastLayerFeatures`), instead of the random ones."""
     from jax import enable_x64
 
     with enable_x64():
-        omega, phase = seed_features(config, batches.x.shape[-1], seeds, seed)
+        if features is None:
+            omega, phase = seed_features(config, batches.x.shape[-1], seeds, seed)
+            features = FourierFeatures(omega.astype(jnp.float64), phase.astype(jnp.float64))
         x = jnp.asarray(batches.x, jnp.float64)
         y = jnp.asarray(batches.y, jnp.float64)
         base = jnp.zeros((seeds,) + y.shape, jnp.float64) if base is None else jnp.asarray(base, jnp.float64)
-        scores = _seed_scores(omega.astype(jnp.float64), phase.astype(jnp.float64), jnp.float64(config.forgetting),
-                     jnp.float64(config.reg), x, y, base)
+        scores = _seed_scores(features, jnp.float64(config.forgetting), jnp.float64(config.reg), x, y, base)
         scores = np.asarray(scores)
         return scores if per_joint else scores.mean(-1)

@@ -30,8 +30,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from fastadapt.adapt.online import (
-    Method, OnlineConfig, best_rate, initial_models, online_scores, overall, phase_table, pretrain_models, rls_scores,
-    tune_rls,
+    Method, OnlineConfig, best_rate, head_label, head_scores, initial_models, online_scores, overall, phase_table,
+    pretrain_models, rls_scores, tune_head, tune_rls,
 )
 from fastadapt.optim.pretrain import pretrain
 from fastadapt.checkpoint import load_pytree, save_pytree, write_json
@@ -258,7 +258,8 @@ def online_methods(config: PipelineConfig, model, results, streams, starts, pret
     from a random model, SGD and Adam on MSE with rates tuned on ``tuning`` (the meta-train trajectories
     played as a stream from the same random models), RLS on random Fourier features and linear RLS tuned
     there too; from a pretrained model, pretrained + SGD / Adam and RLS on the pretrained model's
-    residual, tuned on ``validation``. SGD and Adam with rates tuned on the evaluation stream itself
+    residual, and a Bayesian last layer with forgetting on the pretrained model's last hidden layer (RLS
+    on [h(x), 1] on top of its prediction), tuned on ``validation``. SGD and Adam with rates tuned on the evaluation stream itself
     ("best") stay beside them as upper bounds.
 
     In the practitioner's protocol each learned loss runs twice: at the meta-training rate alpha, and at
@@ -313,6 +314,8 @@ def online_methods(config: PipelineConfig, model, results, streams, starts, pret
                                                         oc.seed, model, validation[0])
     anchor("pretrained", practitioner, f"pretrained + residual {chosen.label}",
            rls_scores(chosen, streams, oc.seeds, oc.seed, model, pretrained))
+    chosen, grids["rls-head-validation"] = tune_head(oc.rls_grid(0), model, validation[0], validation[1], tuning_seeds)
+    anchor("pretrained", practitioner, head_label(chosen), head_scores(chosen, model, pretrained, streams, oc.seeds))
     rate, scores, by_rate = best_rate(model, lambda r: adam(r, "pretrained"), oc.adam_grid, pretrained, streams)
     practitioner[f"pretrained + adam best ({rate:g})"], grids["adam-pretrained"] = scores, by_rate
     rate, scores, by_rate = best_rate(model, lambda r: sgd(r, "pretrained"), oc.sgd_grid, pretrained, streams)

@@ -55,13 +55,18 @@ def _affine(x, layer: dict):
     return x @ layer["w"] + layer["b"] if "b" in layer else x @ layer["w"]
 
 
-def apply_mlp(layers: list[dict], x, activation: str = "relu"):
-    """h_0 = x, h_{i+1} = act(h_i W_i + b_i) for hidden layers; the last layer is linear (a layer without
-    "b" has no bias)."""
+def hidden_mlp(layers: list[dict], x, activation: str = "relu"):
+    """The last hidden layer: h_0 = x, h_{i+1} = act(h_i W_i + b_i) through every layer but the last."""
     act = ACTIVATIONS[activation]
     for layer in layers[:-1]:
         x = act(_affine(x, layer))
-    return _affine(x, layers[-1])
+    return x
+
+
+def apply_mlp(layers: list[dict], x, activation: str = "relu"):
+    """h_0 = x, h_{i+1} = act(h_i W_i + b_i) for hidden layers; the last layer is linear (a layer without
+    "b" has no bias)."""
+    return _affine(hidden_mlp(layers, x, activation), layers[-1])
 
 
 def check_activation(activation: str) -> None:
@@ -90,6 +95,10 @@ class InverseDynamicsMLP:
 
     def apply(self, params, x):
         return apply_mlp(params, x, self.activation)
+
+    def features(self, params, x):
+        """The last hidden layer h(x) [..., hidden[-1]]: apply(params, x) = h(x) W_last + b_last."""
+        return hidden_mlp(params, x, self.activation)
 
 
 @dataclasses.dataclass(frozen=True)
