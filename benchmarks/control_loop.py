@@ -7,7 +7,9 @@ but not yet applied when it ran).
 Configurations: MSE and each learned loss on the demo's network (21 -> 64 -> 64 -> 7, batches of 5)
 with SGD and with a learning-rate memory (MetaGD, M = 200), updates on the control thread or on a
 background process (``background=True``); and the memory paper's online setting (7 per-joint networks [100, 50, 10],
-batches of 10, M = 200).
+batches of 10, M = 200); and the Bayesian head (``head=BayesianHead(0.998)``: the last layer in closed
+form with forgetting, issue 27's adapter), alone and with the body on the structured loss
+(``adapt_body``), in the loop and in the background.
 
 The data are a smooth synthetic 7-joint stream (sines; torques a fixed nonlinear function of the
 state), so the timings do not depend on a simulator. ``--gc-freeze`` runs ``gc.collect(); gc.freeze()``
@@ -24,7 +26,7 @@ long before each deadline the loop stops sleeping and spins (150 us by default).
 ``--rounds R`` builds every selected configuration first and lets them take turns, R rounds of
 ticks / R ticks each, so that a burst of noise on the shared machine lands on all of them alike.
 
-Usage: python benchmarks/control_loop.py [--ticks 10000] [--only NAME] [--gc-freeze] [--against REV]
+Usage: python benchmarks/control_loop.py [--ticks 10000] [--only NAME ...] [--gc-freeze] [--against REV]
                                          [--pin] [--spin-us 150] [--rounds 1]
 """
 
@@ -43,6 +45,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from fastadapt.adapt.adapter import Adapter
+from fastadapt.adapt.head import BayesianHead
 from fastadapt.data.batches import Normalizer
 from fastadapt.losses import make_loss
 from fastadapt.models.mlp import InverseDynamicsMLP, PerJointMLP
@@ -110,6 +113,12 @@ def configurations():
                 yield (f"{loss_name}, {optimizer}, {'background' if background else 'in the loop'}",
                        dict(model=demo_net, normalizer=norm, loss_name=loss_name, batch_size=5, background=background,
                             optimizer="sgd" if optimizer == "sgd" else metagd(memory)))
+    for body in (False, True):
+        for background in (False, True):
+            yield (f"bayesian head (forgetting 0.998){' + body on structured, sgd' if body else ''}, "
+                   f"{'background' if background else 'in the loop'}",
+                   dict(model=demo_net, normalizer=norm, loss_name="structured" if body else "mse", batch_size=5,
+                        background=background, optimizer="sgd", head=BayesianHead(0.998, adapt_body=body)))
     paper_net = PerJointMLP(J, (100, 50, 10))
     for background in (False, True):
         yield (f"memory paper: per-joint [100, 50, 10], batch 10, MetaGD M = 200, {'background' if background else 'in the loop'}",
@@ -118,13 +127,15 @@ def configurations():
 
 
 def build(model, normalizer, loss_name, batch_size, background, optimizer, unit_loss=False, cls=Adapter,
-          update_cpus=None):
+          update_cpus=None, head=None):
     loss = make_loss(loss_name, J)
     loss_params = loss.init(None) if unit_loss else loss.init(jax.random.PRNGKey(1))
     accepted = inspect.signature(cls).parameters
     extra = {"background": background} if "background" in accepted else {}
     if background and update_cpus and "update_cpus" in accepted:
         extra["update_cpus"] = update_cpus
+    if head is not None:
+        extra["head"] = head
     return cls(model, normalizer, model.init(jax.random.PRNGKey(0)), loss, loss_params, optimizer, 1e-3,
                batch_size=batch_size, **extra)
 
@@ -132,7 +143,8 @@ def build(model, normalizer, loss_name, batch_size, background, optimizer, unit_
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--ticks", type=int, default=10_000)
-    parser.add_argument("--only", help="run the configurations whose name contains this text")
+    parser.add_argument("--only", action="append",
+                        help="run the configurations whose name contains this text (repeat: any of them)")
     parser.add_argument("--gc-freeze", action="store_true")
     parser.add_argument("--switch-interval", type=float, help="sys.setswitchinterval (s) for the run")
     parser.add_argument("--against", metavar="REV", help="also run the Adapter of this git revision")
@@ -160,9 +172,10 @@ def main():
     if args.against:
         old = adapter_class_at(args.against)
         old_background = "background" in inspect.signature(old).parameters
+        old_head = "head" in inspect.signature(old).parameters
         runs += [(f"{name} @{args.against}", spec, old) for name, spec in configurations()
-                 if old_background or not spec["background"]]
-    runs = [run for run in runs if not args.only or args.only in run[0]]
+                 if (old_background or not spec["background"]) and (old_head or "head" not in spec)]
+    runs = [run for run in runs if not args.only or any(text in run[0] for text in args.only)]
     cpus = sorted(os.sched_getaffinity(0))
     pinned = args.pin and len(cpus) > 1
     update_cpus = set(cpus[1:]) if pinned else None

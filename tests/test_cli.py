@@ -67,7 +67,10 @@ def test_quick_demo_end_to_end(tmp_path, capsys):
     assert set(scratch) >= {"structured", "state-dependent", "mlp", "pretrained, not adapted"}
     assert all(len(v["phases"]) == 5 for v in scratch.values())
     anchors = metrics["relative_to_baselines"]["best_anchor"]
-    assert anchors["from scratch"] in scratch and anchors["pretrained"].startswith("pretrained + ")
+    assert anchors["from scratch"] in scratch and anchors["pretrained"] in metrics["online"]["pretrained"]
+    alpaca = [n for n in scratch if n.startswith("alpaca, meta-learned features + bayesian last layer (forgetting ")]
+    assert len(alpaca) == 1 and alpaca[0] in metrics["online"]["pretrained"]  # an anchor of both protocols
+    assert len(metrics["alpaca_meta_training"]["task_loss"]) == 2  # --quick: 2 epochs
     assert any(n.startswith("rls, 50 random features") for n in scratch) and any(n.startswith("linear rls") for n in scratch)
     assert any(n.startswith("pretrained + residual rls") for n in metrics["online"]["pretrained"])
     assert any(n.startswith("pretrained + rls head on its last hidden layer") for n in metrics["online"]["pretrained"])
@@ -84,3 +87,9 @@ def test_quick_demo_end_to_end(tmp_path, capsys):
                  "seeds=2", "rls.features=20"]) == 0
     table = capsys.readouterr().out
     assert "| rls, 20 random features (length scale" in table and "| linear rls (forgetting" in table
+    # the ALPaCA anchor's file adapts by its posterior (no SGD row for it)
+    assert main(["adapt", "--loss", str(out / "anchors" / "alpaca" / "loss.npz"), "--stream",
+                 str(out / "data" / "pick_place_trial0.npz"), "seeds=2", "rls.features=20"]) == 0
+    table = capsys.readouterr().out
+    assert "| alpaca, meta-learned features + bayesian last layer (forgetting 0.998) |" in table
+    assert "| alpaca, sgd" not in table and "| mse, sgd 0.001 |" in table

@@ -70,6 +70,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from fastadapt.adapt.head import BayesianHead
 from fastadapt.adapt.step import GuardedUpdate, StepState
 from fastadapt.adapt.update_process import BatchesDroppedWarning, UpdateProcess, UpdateProcessError  # noqa: F401
 from fastadapt.data.batches import Normalizer
@@ -92,7 +93,7 @@ class Adapter:
     def __init__(self, model, normalizer: Normalizer, params, loss=None, loss_params=None,
                  optimizer="sgd", learning_rate: float = 1e-3, batch_size: int = 5, opt_state=None,
                  limits: Limits = DEFAULT_LIMITS, warmup: bool = True, background: bool = False,
-                 update_cpus=None):
+                 update_cpus=None, head: BayesianHead | None = None):
         """``optimizer``: 'sgd' or 'adam' at ``learning_rate`` (run on the flat parameter vector), or any
         optax GradientTransformation, e.g. a learning-rate memory (``fastadapt.optim.metagd``), which
         sees the parameters as the model's pytree so that its parameter groups are the layers;
@@ -101,7 +102,9 @@ class Adapter:
         update ahead of time and run each once, so that no call in a control loop compiles (False: they
         compile on first use); ``background``: run the updates in a process of their own (the model must have
         a host forward pass: InverseDynamicsMLP or PerJointMLP); ``update_cpus``: with ``background``, the
-        CPUs that process may run on (e.g. all but the control thread's)."""
+        CPUs that process may run on (e.g. all but the control thread's); ``head``: a
+        :class:`~fastadapt.adapt.head.BayesianHead`, the last layer updated in closed form with forgetting
+        (an InverseDynamicsMLP only; the optimizer then moves the layers below only with ``adapt_body``)."""
         started = time.perf_counter()
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}")
@@ -121,8 +124,13 @@ class Adapter:
         self.loss_params = {} if loss_params is None else loss_params
         self.batch_size = batch_size
         self.limits = limits
+        if head is not None and not isinstance(head, BayesianHead):
+            raise ValueError(f"head must be a BayesianHead, got {head!r}")
+        if head is not None:
+            head.check_model(model)
+        self.head = head
         update = GuardedUpdate(model, normalizer, params, self.loss, self.loss_params, optimizer, learning_rate,
-                               opt_state, limits)
+                               opt_state, limits, head)
         self._update, self._unravel = update, update.unravel
         self._host_norm, self._host = update.host_normalizer, update.host
         self._state = update.initial
@@ -156,7 +164,7 @@ class Adapter:
             arguments = dict(model=model, normalizer=self._host_norm, params=jax.tree.map(np.asarray, params),
                              loss=self.loss, loss_params=jax.tree.map(np.asarray, self.loss_params),
                              optimizer=optimizer, learning_rate=learning_rate, batch_size=batch_size,
-                             opt_state=jax.tree.map(np.asarray, update.initial.opt_state), limits=limits)
+                             opt_state=jax.tree.map(np.asarray, update.initial.opt_state), limits=limits, head=head)
             self._process = UpdateProcess(arguments, self._host_fallback, batch_size, 4 * J, update_cpus)
             self._xy = self._process.buffer()
             self._forward(self._host_fallback, self._fallback, self._x)
@@ -252,11 +260,21 @@ class Adapter:
         return self._unravel(flat)
 
     @classmethod
-    def from_loss_file(cls, path, key=None, params=None, **kwargs) -> "Adapter":
-        """A fresh (or given) model adapted with the trained loss saved at ``path`` at its inner rate."""
+    def from_loss_file(cls, path, key=None, params=None, forgetting: float = 0.998, **kwargs) -> "Adapter":
+        """A fresh (or given) model adapted with the trained loss saved at ``path`` at its inner rate. An
+        ALPaCA file (``loss=alpaca``) instead gives the meta-learned network and a Bayesian head with its
+        meta-learned prior precision, forgetting at ``forgetting`` (``params`` then replace the network:
+        its last layer is the prior mean)."""
         from fastadapt.tasks.inverse_dynamics import load_loss
 
         config, loss, loss_params, normalizer = load_loss(path)
+        if getattr(loss, "closed_form", False):
+            if "head" in kwargs:
+                raise ValueError(f"{path} is an ALPaCA file: it makes its own head (set forgetting=, not head=)")
+            prior = loss.prior(jax.tree.map(jnp.asarray, loss_params))
+            kwargs["head"] = BayesianHead(forgetting, np.asarray(prior.precision))
+            params = params if params is not None else loss_params["layers"]
+            return cls(loss.model, normalizer, params, **kwargs)
         model = config.model(normalizer.num_joints)
         params = params if params is not None else model.init(key if key is not None else jax.random.PRNGKey(0))
         kwargs.setdefault("learning_rate", config.alpha)

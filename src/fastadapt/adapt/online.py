@@ -11,6 +11,10 @@ features, linear RLS, and RLS on the residual of a pretrained model (:mod:`fasta
 feature draw per model seed. Their settings (length scale, forgetting, ridge) come from a grid scored on
 a stream of meta-train data (:func:`tune_rls`), as the baselines' rates do in :func:`best_rate`; the
 number of features is their compute budget (``rls_features``), not tuned.
+
+ALPaCA (:mod:`fastadapt.models.alpaca`), the meta-learned anchor, is meta-trained on the meta-train
+data by the one trainer; online its posterior is updated batch after batch with a forgetting factor
+chosen on a stream of meta-train data (:func:`tune_alpaca`), one meta-training seed per model seed.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import itertools
 from typing import Sequence
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from fastadapt.adapt.rls import LastLayerFeatures, RLSConfig, rls_online_scores
@@ -183,6 +188,33 @@ def head_scores(config: RLSConfig, model, pretrained, streams: Sequence[Stream],
         per_trial.append(rls_online_scores(config, stream.batches, seeds, 0, base,
                                            features=LastLayerFeatures(model, first)))
     return np.stack(per_trial)
+
+
+def alpaca_scores(learner, seed_params, streams: Sequence[Stream], forgetting: float, per_joint: bool = False):
+    """Online MSE before each update of an ALPaCA learner's posterior mean, [trials, seeds, batches] (with
+    ``per_joint``: [..., joints]), one meta-trained parameter set per seed (``seed_params`` stacked
+    [seeds, ...]), in float64."""
+    from jax import enable_x64
+
+    with enable_x64():
+        params = jax.tree_util.tree_map(lambda leaf: jnp.asarray(leaf, jnp.float64), seed_params)
+        run = jax.jit(jax.vmap(lambda p, x, y: learner.stream_scores(p, x, y, forgetting)[1], in_axes=(0, None, None)))
+        per_trial = [np.asarray(run(params, jnp.asarray(s.batches.x, jnp.float64), jnp.asarray(s.batches.y, jnp.float64)))
+                     for s in streams]
+    scores = np.stack(per_trial)
+    return scores if per_joint else scores.mean(-1)
+
+
+def alpaca_label(forgetting: float) -> str:
+    return f"alpaca, meta-learned features + bayesian last layer (forgetting {forgetting:g})"
+
+
+def tune_alpaca(learner, seed_params, streams, forgettings: Sequence[float]):
+    """The forgetting factor of ``forgettings`` with the lowest mean online MSE on ``streams`` (meta-train
+    data): (best, {label: overall})."""
+    by_value = {f: overall(alpaca_scores(learner, seed_params, streams, f)) for f in forgettings}
+    best = min(by_value, key=by_value.get)
+    return best, {alpaca_label(f): v for f, v in by_value.items()}
 
 
 def head_label(config: RLSConfig) -> str:

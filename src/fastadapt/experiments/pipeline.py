@@ -1,6 +1,7 @@
 """The paper's pipeline end to end, for simulated or real data.
 
-    data -> meta-train each learned loss (Algorithm 1, Fig. 3 a/b) -> final learning curves (Fig. 3 c/d)
+    data -> meta-train each learned loss (Algorithm 1, Fig. 3 a/b), and the ALPaCA anchor
+         -> final learning curves (Fig. 3 c/d)
          -> online learning on the meta-test trajectories (Fig. 5)
          -> online adaptation on held-out streams vs baselines (Fig. 6, Table I)
          -> the practitioner's protocol (pretrained model + online adaptation; the learned losses'
@@ -30,8 +31,8 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from fastadapt.adapt.online import (
-    Method, OnlineConfig, best_rate, head_label, head_scores, initial_models, online_scores, overall, phase_table,
-    pretrain_models, rls_scores, tune_head, tune_rls,
+    Method, OnlineConfig, alpaca_label, alpaca_scores, best_rate, head_label, head_scores, initial_models,
+    online_scores, overall, phase_table, pretrain_models, rls_scores, tune_alpaca, tune_head, tune_rls,
 )
 from fastadapt.optim.pretrain import pretrain
 from fastadapt.checkpoint import load_pytree, save_pytree, write_json
@@ -68,6 +69,10 @@ class PipelineConfig:
     gap_seed: int = 0  # data='sim2real': the simulated reality gap, sim.reality_gap.sample_reality_gap(gap_seed)
     meta: InverseDynamicsConfig = InverseDynamicsConfig(epochs=60, eval_every=5)  # meta-training of each loss
     online: OnlineConfig = OnlineConfig()  # online adaptation on the streams
+    # the ALPaCA anchor (a Bayesian last layer on meta-learned features), meta-trained once per model seed
+    alpaca: InverseDynamicsConfig = InverseDynamicsConfig(
+        loss="alpaca", update="posterior", meta_optimizer="adam", eta=1e-3, iters_max=20, epochs=30, eval_every=5,
+        batches_per_epoch=100)
 
     def __post_init__(self):
         if self.data not in DATA:
@@ -87,7 +92,10 @@ class PipelineConfig:
         """Keys that have no effect in this configuration, with the reason (they are neither listed by
         ``fastadapt keys`` nor accepted as overrides)."""
         inert = {"data": "the command chooses the data ('run sim', 'run schunk' or 'run sim2real')",
-                 "meta.loss": "the pipeline meta-trains every loss named in 'losses'"}
+                 "meta.loss": "the pipeline meta-trains every loss named in 'losses'",
+                 "alpaca.loss": "the ALPaCA anchor is loss=alpaca", "alpaca.update": "ALPaCA meta-trains with update=posterior",
+                 "alpaca.seeds": "one ALPaCA is meta-trained per model seed (online.seeds)",
+                 "alpaca.seed": "ALPaCA's seeds are the model seeds (online.seed)"}
         if self.data != "sim2real":
             inert["gap_seed"] = "it is read by 'run sim2real' only"
         if self.data != "schunk":
@@ -108,6 +116,8 @@ PAPER_KEYS = ("meta.epochs=300", "meta.batches_per_epoch=10", "meta.seeds=5", "m
 QUICK = dict(
     trials=(0,), sine_duration=5.0, phase_duration=1.5,
     meta=InverseDynamicsConfig(epochs=3, eval_every=1, eval_steps=50, eval_seeds=2, batches_per_epoch=20),
+    alpaca=InverseDynamicsConfig(loss="alpaca", update="posterior", meta_optimizer="adam", eta=1e-3, iters_max=10,
+                                 epochs=2, eval_every=1, eval_steps=50, eval_seeds=2, batches_per_epoch=20),
     online=OnlineConfig(seeds=2, sgd_grid=(1e-3, 1e-2, 1e-1), adam_grid=(1e-3, 1e-2), pretrain_steps=300,
                         warm_rate_scales=(1.0, 0.1), rls_features=50, rls_length_scales=(4.0,),
                         rls_forgetting=(0.999, 1.0), rls_regs=(1.0,)),
@@ -197,6 +207,15 @@ def meta_train_losses(config: PipelineConfig, train, test, directory: Path, prog
     return results, trainer
 
 
+def meta_train_alpaca(config: PipelineConfig, train, test, normalizer, directory: Path, progress: bool):
+    """The ALPaCA anchor meta-trained on the meta-train data (one seed per model seed, side by side) into
+    ``directory/anchors/alpaca``, resuming; returns (learner, parameters of every seed [seeds, ...])."""
+    alpaca = dataclasses.replace(config.alpaca, seeds=config.online.seeds, seed=config.online.seed)
+    trainer = inverse_dynamics_trainer(alpaca, train, test, normalizer)
+    result = trainer.run(directory / "anchors" / "alpaca", progress=progress)
+    return trainer.loss, result.seed_params, result
+
+
 def sim2real_losses(config: PipelineConfig, directory: Path, progress: bool) -> dict:
     """The Sim2Real losses: each meta-trained on the *nominal* simulated robot's sine motions (in its own
     normalised units), under the display name '<loss> (nominal sim)'."""
@@ -249,7 +268,7 @@ def warm_start_validation(config: PipelineConfig, model, train, normalizer):
     return starts, [sequential_stream(held, normalizer, oc.batch_size)]
 
 
-def online_methods(config: PipelineConfig, model, results, streams, starts, pretrained, validation, tuning):
+def online_methods(config: PipelineConfig, model, results, streams, starts, pretrained, validation, tuning, alpaca):
     """Run every method of the online comparison; returns {protocol: {method: scores}}, the grids, the
     warm-start rates chosen on ``validation`` (see :func:`warm_start_validation`) and the anchors'
     names per protocol.
@@ -259,7 +278,9 @@ def online_methods(config: PipelineConfig, model, results, streams, starts, pret
     played as a stream from the same random models), RLS on random Fourier features and linear RLS tuned
     there too; from a pretrained model, pretrained + SGD / Adam and RLS on the pretrained model's
     residual, and a Bayesian last layer with forgetting on the pretrained model's last hidden layer (RLS
-    on [h(x), 1] on top of its prediction), tuned on ``validation``. SGD and Adam with rates tuned on the evaluation stream itself
+    on [h(x), 1] on top of its prediction), tuned on ``validation``. ALPaCA (``alpaca``: the learner and
+    its meta-trained parameters per seed) is an anchor of both protocols: its network is meta-trained on
+    the meta-train data as a pretrained model is, and its forgetting factor is chosen on ``tuning``. SGD and Adam with rates tuned on the evaluation stream itself
     ("best") stay beside them as upper bounds.
 
     In the practitioner's protocol each learned loss runs twice: at the meta-training rate alpha, and at
@@ -292,6 +313,10 @@ def online_methods(config: PipelineConfig, model, results, streams, starts, pret
     for features in (oc.rls_features, 0):
         chosen, grids[f"rls-{features}-meta-train"] = tune_rls(oc.rls_grid(features), tuning, tuning_seeds, oc.seed)
         anchor("from scratch", scratch, chosen.label, rls_scores(chosen, streams, oc.seeds, oc.seed))
+    learner, alpaca_params = alpaca
+    forgetting, grids["alpaca-meta-train"] = tune_alpaca(learner, alpaca_params, tuning, oc.rls_forgetting)
+    alpaca_name = alpaca_label(forgetting)
+    anchor("from scratch", scratch, alpaca_name, alpaca_scores(learner, alpaca_params, streams, forgetting))
     rate, scores, by_rate = best_rate(model, sgd, oc.sgd_grid, starts, streams)
     scratch[f"mse, sgd best ({rate:g})"], grids["sgd"] = scores, by_rate
     rate, scores, by_rate = best_rate(model, adam, oc.adam_grid, starts, streams)
@@ -316,6 +341,7 @@ def online_methods(config: PipelineConfig, model, results, streams, starts, pret
            rls_scores(chosen, streams, oc.seeds, oc.seed, model, pretrained))
     chosen, grids["rls-head-validation"] = tune_head(oc.rls_grid(0), model, validation[0], validation[1], tuning_seeds)
     anchor("pretrained", practitioner, head_label(chosen), head_scores(chosen, model, pretrained, streams, oc.seeds))
+    anchor("pretrained", practitioner, alpaca_name, scratch[alpaca_name])
     rate, scores, by_rate = best_rate(model, lambda r: adam(r, "pretrained"), oc.adam_grid, pretrained, streams)
     practitioner[f"pretrained + adam best ({rate:g})"], grids["adam-pretrained"] = scores, by_rate
     rate, scores, by_rate = best_rate(model, lambda r: sgd(r, "pretrained"), oc.sgd_grid, pretrained, streams)
@@ -441,8 +467,9 @@ def relative_to_baselines(summary: dict, learned: list[str], anchors: dict) -> d
     < 1 is better; ``seed_std``: the spread of that ratio over model seeds).
 
     * ``vs_best_anchor`` (the headline, fair): over the best of the anchors, every setting of which was
-      chosen on meta-train data (``anchors[protocol]``: SGD, Adam, RLS on random features, linear RLS;
-      from a pretrained model, pretrained + SGD / Adam and RLS on its residual); ``best_anchor`` names it;
+      chosen on meta-train data (``anchors[protocol]``: SGD, Adam, RLS on random features, linear RLS,
+      ALPaCA; from a pretrained model, pretrained + SGD / Adam, RLS on its residual, an RLS head on its
+      last hidden layer, ALPaCA); ``best_anchor`` names it;
     * from scratch: each method over SGD and over Adam on MSE with rates tuned on the evaluation stream
       (``vs_best_sgd``, ``vs_best_adam``) and over the lower of the two (``vs_best_tuned``): upper bounds
       of those baselines, not a choice a user could make;
@@ -501,6 +528,9 @@ def run(config: PipelineConfig, directory, progress: bool = True, log=print, lim
         log(f"      and on the nominal robot's sine motions (the Sim2Real losses)")
         transferred = sim2real_losses(config, directory, progress)
 
+    log(f"      and the ALPaCA anchor for {config.alpaca.epochs} epochs")
+    learner, alpaca_params, alpaca_result = meta_train_alpaca(config, train, test, normalizer, directory, progress)
+
     log("[3/5] learning curves with the final losses (Fig. 3 c, d)")
     curves = final_curves(reference, results)
 
@@ -511,7 +541,7 @@ def run(config: PipelineConfig, directory, progress: bool = True, log=print, lim
     validation = warm_start_validation(config, model, train, normalizer)
     tuning = [sequential_stream(train, normalizer, config.online.batch_size)]
     protocols, grids, warm_rates, anchors = online_methods(config, model, {**results, **transferred}, streams, starts,
-                                                           pretrained, validation, tuning)
+                                                           pretrained, validation, tuning, (learner, alpaca_params))
     summary = summarise(protocols, streams[0])
     sine_scores, sine_summary = {}, None
     if config.data != "schunk":  # Fig. 5; on the Schunk logs the meta-test logs are the stream above
@@ -528,6 +558,7 @@ def run(config: PipelineConfig, directory, progress: bool = True, log=print, lim
         "config": config_dict(config),
         "seconds": time.time() - started,
         "meta_training": {name: _meta_summary(r) for name, r in {**results, **transferred}.items()},
+        "alpaca_meta_training": _meta_summary(alpaca_result),
         "final_curves": {split: {k: {"mean": v.mean(0).tolist(), "std": v.std(0).tolist()} for k, v in c.items()}
                          for split, c in curves.items()},
         "online": summary,

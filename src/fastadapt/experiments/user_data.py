@@ -5,20 +5,26 @@ adapted online on the user's stream with a trained loss and with MSE, at one rat
 loss file carries, the rate it was meta-trained for), beside the classical anchors: RLS on random Fourier
 features and linear RLS (:mod:`fastadapt.adapt.rls`). ``adapt`` sees no meta-train data, so the anchors
 run at the ``rls.*`` keys (defaults: the setting ``fastadapt run sim`` chose on its meta-train data;
-``run schunk`` chose the same but a length scale of 8); ``fastadapt run`` chooses them on meta-train data."""
+``run schunk`` chose the same but a length scale of 8); ``fastadapt run`` chooses them on meta-train data.
+An ALPaCA file (``meta-train loss=alpaca update=posterior``) adapts by its posterior instead of SGD, with
+the forgetting factor ``rls.forgetting``."""
 
 from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
 
+import jax
 import numpy as np
 
-from fastadapt.adapt.online import Method, initial_models, joint_errors, overall, phase_table, rls_scores
+from fastadapt.adapt.online import (
+    Method, alpaca_label, alpaca_scores, initial_models, joint_errors, overall, phase_table, rls_scores,
+)
 from fastadapt.adapt.rls import RLSConfig
 from fastadapt.data.batches import sequential_stream
 from fastadapt.data.trajectory import STILL_RANGE, DataError, Dataset, concatenate
 from fastadapt.losses import make_loss
+from fastadapt.meta.algorithm import closed_form
 from fastadapt.validation import require_at_least, require_positive_rates
 
 
@@ -54,11 +60,14 @@ def adapt_summary(config: AdaptConfig, meta_config, loss, loss_params, normalize
     stream = sequential_stream(dataset, normalizer, config.batch_size)
     starts = initial_models(model, config.seeds, config.seed)
     mse = make_loss("mse", normalizer.num_joints)
-    methods = {
-        f"{loss.name}, sgd {config.rate:g}": Method(loss.name, loss, loss_params, "sgd", config.rate),
-        f"mse, sgd {config.rate:g}": Method("mse", mse, {}, "sgd", config.rate),
-    }
+    methods = {f"mse, sgd {config.rate:g}": Method("mse", mse, {}, "sgd", config.rate)}
+    if not closed_form(loss):
+        methods = {f"{loss.name}, sgd {config.rate:g}": Method(loss.name, loss, loss_params, "sgd", config.rate), **methods}
     errors = {name: joint_errors(model, method, starts, [stream]) for name, method in methods.items()}
+    if closed_form(loss):  # the one meta-trained network of the file, its posterior updated online
+        one = jax.tree_util.tree_map(lambda leaf: np.asarray(leaf)[None], loss_params)
+        errors = {alpaca_label(config.rls.forgetting): alpaca_scores(loss, one, [stream], config.rls.forgetting,
+                                                                     per_joint=True), **errors}
     for rls in (config.rls, dataclasses.replace(config.rls, features=0)):
         errors[rls.label] = rls_scores(rls, [stream], config.seeds, config.seed, per_joint=True)
     scale = np.square(np.asarray(normalizer.y_std, np.float64))

@@ -32,6 +32,13 @@ L_T(theta_{t+1}, b_{t+1}) (the error a model makes before it sees b_{t+1}), and 
 T = M steps from the mean of those scores, backpropagated through the T steps (truncated
 backpropagation); theta is carried on across truncations, not reset.
 
+A fourth objective meta-trains a learner that adapts in closed form instead of by gradient steps
+(``"posterior"``, :func:`posterior_epoch`; ALPaCA, :mod:`fastadapt.models.alpaca`): phi holds its features
+and its Bayesian last layer's prior and noise, and the objective of a stream b_0 .. b_{T-1} (T =
+``iters_max`` batches, from the prior) is the mean negative log posterior predictive of each batch
+given the batches before it, (1/T) sum_t -log p(y_t | x_t, b_0 .. b_{t-1}); phi takes one step per
+stream. Meta-test plays the stream the same way (:func:`posterior_curve`).
+
 ``eta`` is applied by an optax optimizer (plain SGD as in the papers, Adam optionally). One epoch draws
 ``num_batches`` batches and runs under ``lax.scan``; the trainer runs seeds side by side under ``vmap``.
 The task interface is in :mod:`fastadapt.meta.task`.
@@ -48,7 +55,7 @@ import optax
 
 from fastadapt.losses.regression import scale_gradients
 
-UPDATES = ("step", "unroll", "online")
+UPDATES = ("step", "unroll", "online", "posterior")
 
 
 class MetaState(NamedTuple):
@@ -152,6 +159,31 @@ def online_epoch(task, loss, meta_optimizer, alpha, truncation, truncations, sta
     return state, values
 
 
+def posterior_objective(task, learner, params, stream, forgetting=1.0):
+    """(1/T) sum_t -log p(y_t | x_t, b_0 .. b_{t-1}) along ``stream`` (T batches on a leading axis,
+    ``task.examples(stream) -> (x [T, B, in], y [T, B, out])``), the learner's posterior starting at its
+    prior."""
+    x, y = task.examples(stream)
+    return jnp.mean(learner.stream_scores(params, x, y, forgetting)[0])
+
+
+def posterior_epoch(task, learner, meta_optimizer, length, count, state: MetaState, key):
+    """``count`` meta-train streams of ``length`` batches (``task.meta_stream``), each one step of phi on
+    :func:`posterior_objective`; returns the new state and each stream's objective [count]."""
+    value_and_grad = jax.value_and_grad(functools.partial(posterior_objective, task, learner))
+
+    def body(state, stream_key):
+        value, meta_grad = value_and_grad(state.loss_params, task.meta_stream(stream_key, length))
+        return _apply_meta_gradient(meta_optimizer, state, meta_grad), value
+
+    return jax.lax.scan(body, state, jax.random.split(key, count))
+
+
+def closed_form(learner) -> bool:
+    """Whether ``learner`` adapts by posterior updates (``update='posterior'``) rather than gradient steps."""
+    return getattr(learner, "closed_form", False)
+
+
 def _apply_meta_gradient(meta_optimizer, state: MetaState, meta_grad) -> MetaState:
     updates, opt_state = meta_optimizer.update(meta_grad, state.opt_state, state.loss_params)
     return MetaState(optax.apply_updates(state.loss_params, updates), opt_state)
@@ -184,6 +216,8 @@ def meta_epoch(task, loss, meta_optimizer, alpha, iters_max, num_batches, update
     Returns the new state and the mean task loss of each batch [num_batches]. Not jitted itself: the
     trainer closes over the static arguments, vmaps over seeds and jits the result. With ``update='online'``
     the epoch is one stream of ``num_batches`` truncations of ``iters_max`` steps (:func:`online_epoch`)."""
+    if update == "posterior":
+        return posterior_epoch(task, loss, meta_optimizer, iters_max, num_batches, state, key)
     if update == "online":
         return online_epoch(task, loss, meta_optimizer, alpha, iters_max, num_batches, state, key)
     pick_key, init_key = jax.random.split(key)
@@ -202,7 +236,10 @@ def learning_curve(task, loss, loss_params, alpha, theta0, batches, eval_set):
     """Algorithm 2 (meta-test): SGD at rate ``alpha`` on M_phi over ``batches``, scored by
     ``task.score(theta, eval_set)`` before every step and after the last. With ``eval_set=None`` it is
     the online protocol instead: each batch is scored before the step on it, and the last batch once more
-    after its step. Returns the scores [steps + 1] and the trained parameters."""
+    after its step. Returns the scores [steps + 1] and the trained parameters. A closed-form learner
+    (``loss.closed_form``) updates its posterior instead (:func:`posterior_curve`; ``alpha`` unused)."""
+    if closed_form(loss):
+        return posterior_curve(task, loss, loss_params, batches, eval_set)
     opt = optax.sgd(alpha)
     grad_fn = functools.partial(loss_gradient, task, loss, loss_params)
 
@@ -215,6 +252,25 @@ def learning_curve(task, loss, loss_params, alpha, theta0, batches, eval_set):
         return (optax.apply_updates(theta, updates), opt_state), score
 
     (theta, _), scores = jax.lax.scan(step, (theta0, opt.init(theta0)), batches)
+    last = jax.tree.map(lambda a: a[-1], batches) if eval_set is None else eval_set
+    return jnp.concatenate([scores, task.score(theta, last)[None]]), theta
+
+
+def posterior_curve(task, learner, params, batches, eval_set, forgetting=1.0):
+    """Algorithm 2 for a closed-form learner: its posterior updated with each batch in turn (from the prior),
+    the network it predicts with (``learner.network``) scored by ``task.score`` before every update and
+    after the last, on ``eval_set`` or, with ``eval_set=None``, on the batch itself (online). Returns the
+    scores [steps + 1] and that network after the last batch."""
+    prior = learner.prior(params)
+    x, y = task.examples(batches)
+
+    def step(posterior, inputs):
+        batch, xb, yb = inputs
+        score = task.score(learner.network(params, posterior), batch if eval_set is None else eval_set)
+        return learner.update(params, prior, posterior, xb, yb, forgetting), score
+
+    posterior, scores = jax.lax.scan(step, prior, (batches, x, y))
+    theta = learner.network(params, posterior)
     last = jax.tree.map(lambda a: a[-1], batches) if eval_set is None else eval_set
     return jnp.concatenate([scores, task.score(theta, last)[None]]), theta
 

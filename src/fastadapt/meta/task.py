@@ -25,6 +25,10 @@ traceable (they run under jit, vmap and scan):
 * ``saved_arrays() -> dict``: what must be stored beside a trained meta-loss to use it (a normaliser).
 * optional ``saved_metadata() -> dict``: JSON stored beside it (the robot's name).
 
+Optional, for a closed-form learner (``update='posterior'``, ALPaCA): ``meta_stream(key, steps)`` (a stream
+of ``steps`` consecutive batches) and ``examples(batches) -> (x, y)``, the inputs and targets the learner
+regresses on.
+
 Optional, for RL tasks (:mod:`fastadapt.meta.algorithm` states the math):
 
 * ``stepwise_batches``: True when ``meta_batches`` gives every inner step its own (inner, outer) pair on a
@@ -37,7 +41,9 @@ Optional, for RL tasks (:mod:`fastadapt.meta.algorithm` states the math):
   docstring).
 
 A meta-loss has ``init(key) -> phi`` and ``apply(phi, pred, target, extra) -> scalar``
-(:mod:`fastadapt.losses`).
+(:mod:`fastadapt.losses`). A closed-form learner (``closed_form = True``, :class:`fastadapt.models.alpaca.ALPaCA`)
+has ``init``, ``prior(phi)``, ``update(phi, prior, posterior, x, y)``, ``network(phi, posterior) -> theta``
+(scored by ``task.score``) and ``stream_scores(phi, x, y) -> (nll [T], squared errors [T, out])``.
 """
 
 from __future__ import annotations

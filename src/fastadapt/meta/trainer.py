@@ -34,7 +34,7 @@ from fastadapt.config import config_dict
 from fastadapt.validation import require_at_least, require_choice, require_positive_rates
 from fastadapt.checkpoint import CheckpointError, load_pytree, previous_path, read_archive, save_pytree, write_json
 from fastadapt.interrupt import deferred_interrupt
-from fastadapt.meta.algorithm import UPDATES, MetaState, learning_curve, make_meta_optimizer, meta_epoch
+from fastadapt.meta.algorithm import UPDATES, MetaState, closed_form, learning_curve, make_meta_optimizer, meta_epoch
 
 
 KEEP = ("best", "final")  # which epoch's loss a meta-training run keeps (TrainerConfig.keep)
@@ -49,10 +49,11 @@ class TrainerConfig:
     alpha: float = 1e-3  # inner-loop step size of the optimizee's gradient steps on the learned loss
     eta: float = 1e-2  # meta step size: the optimizer's rate on the loss parameters phi
     meta_optimizer: str = "sgd"  # the optimizer of phi: sgd or adam
-    iters_max: int = 10  # inner gradient steps per batch (per truncation with update=online)
+    iters_max: int = 10  # inner gradient steps per batch (per truncation with update=online; batches per stream with update=posterior)
     # when phi is updated: "step" (after every inner step), "unroll" (once per batch, through all iters_max
-    # inner steps) or "online" (the online meta-objective on streams, in truncations of iters_max steps, as
-    # in fastadapt.meta.algorithm)
+    # inner steps), "online" (the online meta-objective on streams, in truncations of iters_max steps, as
+    # in fastadapt.meta.algorithm) or "posterior" (a closed-form learner, alpaca: the log posterior
+    # predictive along streams of iters_max batches)
     update: str = "step"
     meta_clip: float = 0.0  # clip the meta-gradient to this global norm (0: no clipping)
     epochs: int = 300  # meta-training epochs
@@ -100,8 +101,15 @@ class MetaTrainer:
         self.config, self.task, self.loss = config, task, loss
         self.meta_optimizer = make_meta_optimizer(config.meta_optimizer, config.eta, config.meta_clip)
         self.num_batches = config.batches_per_epoch or task.default_batches
-        if config.update == "online" and not hasattr(task, "meta_stream"):
-            raise ValueError(f"update='online' needs a task that plays streams (meta_stream); "
+        if config.update in ("online", "posterior") and not hasattr(task, "meta_stream"):
+            raise ValueError(f"update='{config.update}' needs a task that plays streams (meta_stream); "
+                             f"{type(task).__name__} has none")
+        if closed_form(loss) != (config.update == "posterior"):
+            raise ValueError(f"'{loss.name}' adapts in closed form and meta-trains with update=posterior only"
+                             if closed_form(loss) else
+                             f"update=posterior meta-trains a closed-form learner (alpaca), not the loss '{loss.name}'")
+        if config.update == "posterior" and not hasattr(task, "examples"):
+            raise ValueError(f"update='posterior' needs a task that gives its batches' examples (examples); "
                              f"{type(task).__name__} has none")
         self._epoch = _compiled_epoch(loss, config.meta_optimizer, config.eta, config.meta_clip, config.alpha,
                                       config.iters_max, self.num_batches, config.update)

@@ -14,6 +14,12 @@ as many truncations as fit into the longest meta-train trajectory. The evaluatio
 the step on it, summarised by the mean (the online error the pipeline reports), so the loss kept is the
 one that streams best on the meta-train data.
 
+ALPaCA (``loss='alpaca'`` with ``update='posterior'``, :mod:`fastadapt.models.alpaca`): the network and
+its Bayesian last layer's prior are meta-learned on streams of ``iters_max`` batches of ``stream_batch``
+samples of one meta-train trajectory (``batches_per_epoch`` streams per epoch; by default as many as
+the meta-train samples fill), and evaluated online like ``update='online'``: the posterior updated
+batch after batch, each batch scored before its update.
+
 Warm start (``start='pretrained'``, beyond the paper): the loss is meta-trained for adapting models that
 are already trained, the practitioner's protocol. The meta-train trajectories are split alternately in
 two: ``pretrain_models`` networks are fitted offline (Adam on MSE) to the first half, and Algorithm 1
@@ -39,7 +45,10 @@ from fastadapt.data.trajectory import DataError, Dataset
 from fastadapt.validation import require_at_least, require_positive_rates
 from fastadapt.losses import make_loss
 from fastadapt.meta.trainer import MetaTrainer, TrainerConfig, require_learned, save_meta_loss
+from fastadapt.models.alpaca import ALPaCA
 from fastadapt.models.mlp import InverseDynamicsMLP, check_activation
+
+ALPACA = "alpaca"  # the closed-form learner's name in loss=
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,7 +56,8 @@ class InverseDynamicsConfig(TrainerConfig):
     """The trainer's keys (defaults: the paper's alpha=0.001, SGD on phi with eta=0.01, iters_max=10,
     300 epochs) and the task's: K=256 samples per batch, the model, the evaluation set."""
 
-    loss: str = "state-dependent"  # the learned loss: mlp, structured or state-dependent
+    # the learned loss: mlp, structured or state-dependent; or alpaca (a Bayesian last layer, with update=posterior)
+    loss: str = "state-dependent"
     batch_size: int = 256  # samples K per meta-train window (halves A and B); even
     hidden: tuple[int, ...] = (64, 64)  # hidden layer widths of the inverse-dynamics MLP
     activation: str = "tanh"  # the MLP's activation (tanh, relu, elu, softplus)
@@ -68,14 +78,27 @@ class InverseDynamicsConfig(TrainerConfig):
                          "stream_batch")
         require_positive_rates(self, "pretrain_rate")
         check_activation(self.activation)
-        make_loss(self.loss, 1)  # an unknown loss name fails here, not after the run directory is made
+        if self.loss == ALPACA or self.update == "posterior":
+            if (self.loss, self.update) != (ALPACA, "posterior"):
+                raise ValueError(f"loss={ALPACA} meta-trains with update=posterior, and update=posterior meta-trains "
+                                 f"loss={ALPACA} only; got loss={self.loss}, update={self.update}")
+            if self.start != "random" or self.learned_rate or self.layer_rates:
+                raise ValueError(f"loss={ALPACA} adapts in closed form from its own meta-learned network: start, "
+                                 "learned_rate and layer_rates do not apply")
+        else:
+            make_loss(self.loss, 1)  # an unknown loss name fails here, not after the run directory is made
         if self.start not in ("random", "pretrained"):
             raise ValueError(f"unknown start '{self.start}', expected 'random' or 'pretrained'")
         if self.batch_size % 2:
             raise ValueError(f"batch_size must be even (it is split in halves A and B), got {self.batch_size}")
 
     def unused_keys(self) -> dict[str, str]:
-        unused = {} if self.update == "online" else {"stream_batch": "it is used with update=online only"}
+        streams = self.update in ("online", "posterior")
+        unused = {} if streams else {"stream_batch": "it is used with update=online or posterior only"}
+        if self.loss == ALPACA:
+            closed = "alpaca adapts in closed form, from its own meta-learned network"
+            unused.update({"batch_size": "alpaca meta-trains on streams of stream_batch samples", "start": closed,
+                           "learned_rate": closed, "layer_rates": closed})
         if self.start == "pretrained":
             return unused
         reason = "it is used with start=pretrained only"
@@ -85,7 +108,10 @@ class InverseDynamicsConfig(TrainerConfig):
         return InverseDynamicsMLP(num_joints, self.hidden, self.activation)
 
     def make_loss(self, num_joints: int):
-        """The loss these keys meta-train (with its learned scalar or per-layer step sizes, if any)."""
+        """The loss these keys meta-train (with its learned scalar or per-layer step sizes, if any), or the
+        ALPaCA learner on the model."""
+        if self.loss == ALPACA:
+            return ALPaCA(self.model(num_joints))
         return make_loss(self.loss, num_joints, self.learned_rate, len(self.hidden) + 1 if self.layer_rates else 0)
 
 
@@ -140,6 +166,10 @@ class InverseDynamicsTask:
         """``steps`` batches of ``stream_batch`` consecutive samples from ``start``: [steps, stream_batch, ...]."""
         window = gather_windows(samples, start[None], steps * self.stream_batch)
         return Samples(window.x.reshape(steps, self.stream_batch, -1), window.y.reshape(steps, self.stream_batch, -1))
+
+    def examples(self, batches: Samples):
+        """(x, y): what a closed-form learner regresses on."""
+        return batches.x, batches.y
 
     def loss_inputs(self, theta, batch: Samples):
         return self.model.apply(theta, batch.x), batch.y, batch.state
@@ -205,12 +235,13 @@ def inverse_dynamics_task(config: InverseDynamicsConfig, train: Dataset, test: D
     eval_key = jax.random.PRNGKey(config.seed + 10_000)
     default_batches = max(1, train.num_samples // config.batch_size)
     stream_starts = online_eval_starts = None
-    if config.update == "online":
+    if config.update in ("online", "posterior"):
         for data, name in ((train, "meta-train"), (test, "meta-test")):
             if not data.ordered:
                 raise DataError(f"the {name} data has rows in no time order (imported without time stamps); "
-                                "update=online meta-trains on streams, which need time order: use update=step")
-        default_batches, stream_starts = _stream_plan(config, train)
+                                f"update={config.update} meta-trains on streams, which need time order"
+                                + (": use update=step" if config.update == "online" else ""))
+        default_batches, stream_starts = (_stream_plan if config.update == "online" else _posterior_plan)(config, train)
         online_eval_starts = tuple(_evaluation_stream_starts(config, data, name)
                                    for data, name in ((train, "meta-train"), (test, "meta-test")))
     return InverseDynamicsTask(
@@ -225,15 +256,21 @@ def inverse_dynamics_task(config: InverseDynamicsConfig, train: Dataset, test: D
     )
 
 
-def _evaluation_stream_starts(config: InverseDynamicsConfig, data: Dataset, name: str) -> jnp.ndarray:
-    """Starts of the online evaluations' streams of ``eval_steps`` batches of ``stream_batch`` samples."""
-    needed = config.eval_steps * config.stream_batch
+def _consecutive_windows(data: Dataset, steps: int, batch: int, what: str, unit: str, name: str, fix: str):
+    """Starts of every window of ``steps`` x ``batch`` consecutive samples of ``data``; a ValueError naming
+    ``what`` needs them and ``fix`` when no trajectory is that long."""
+    needed = steps * batch
     longest = max(len(traj) for traj in data)
     if needed > longest:
-        raise ValueError(f"update=online evaluates on streams of {config.eval_steps} steps x {config.stream_batch} "
-                         f"samples = {needed} consecutive samples, but the longest {name} trajectory has {longest}; "
-                         "lower eval_steps")
+        raise ValueError(f"{what} {steps} {unit} x {batch} samples = {needed} consecutive samples, but the longest "
+                         f"{name} trajectory has {longest}; {fix}")
     return jnp.asarray(window_starts(data, needed))
+
+
+def _evaluation_stream_starts(config: InverseDynamicsConfig, data: Dataset, name: str) -> jnp.ndarray:
+    """Starts of the online evaluations' streams of ``eval_steps`` batches of ``stream_batch`` samples."""
+    return _consecutive_windows(data, config.eval_steps, config.stream_batch, "update=online evaluates on streams of",
+                                "steps", name, "lower eval_steps")
 
 
 def _stream_plan(config: InverseDynamicsConfig, train: Dataset) -> tuple[int, jnp.ndarray]:
@@ -249,6 +286,14 @@ def _stream_plan(config: InverseDynamicsConfig, train: Dataset) -> tuple[int, jn
             f"samples = {needed} consecutive samples per epoch, but the longest meta-train trajectory has {longest}; "
             "lower batches_per_epoch or iters_max")
     return default, jnp.asarray(window_starts(train, needed))
+
+
+def _posterior_plan(config: InverseDynamicsConfig, train: Dataset) -> tuple[int, jnp.ndarray]:
+    """(streams per epoch by default: as many as the meta-train samples fill, the starts of every stream
+    of ``iters_max`` batches) for update='posterior'."""
+    starts = _consecutive_windows(train, config.iters_max, config.stream_batch,
+                                  "update=posterior meta-trains on streams of", "batches", "meta-train", "lower iters_max")
+    return max(1, train.num_samples // (config.iters_max * config.stream_batch)), starts
 
 
 def _warm_start_split(config: InverseDynamicsConfig, model, normalizer, train: Dataset):
