@@ -22,11 +22,11 @@ gives its own features and K0 with Lambda0 = ``prior_precision`` I, the pretrain
 
 ``adapt_body``: the layers below also take the Adapter's optimizer step on its loss (the last layer's
 gradient masked), before the head update on the new features: the learned loss adapting the body while
-the head tracks fast changes. Measured, it loses: on the Schunk logs every body rate under the head was
-worse than none (ALPaCA's features, online MSE 0.0977 with the body fixed, 0.0976 at rate 1e-4 on MSE,
-0.115-0.154 at 1e-3 to 3e-2; a pretrained network's 0.0887 fixed, worse with any body step), because a
-body step moves the features under the posterior, whose precision then describes features that are
-gone. So it is off by default (docs/RESULTS.md, "ALPaCA and the Adapter's Bayesian head").
+the head tracks fast changes. Measured, it does not help (``benchmarks/head_body_ablation.py``, the
+Schunk stream): on a pretrained network's features online MSE 0.0884 with the body fixed, 0.0885 / 0.0909
+/ 0.1321 at SGD rates 1e-4 / 1e-3 / 1e-2 on MSE; on ALPaCA's 0.0973 fixed, 0.0972 / 0.1119 / 0.1408,
+because a body step moves the features under the posterior, whose precision then describes features that
+are gone. So it is off by default (docs/RESULTS.md, "ALPaCA and the Adapter's Bayesian head").
 
 Float32 throughout (the step's dtype): the precision is bounded below by Lambda0 and above by
 B |phi|^2 / (1 - lambda), and the head's online errors stay within 1e-3 (relative) of the float64 ALPaCA
